@@ -1,0 +1,122 @@
+"""A small client for the deployer's HTTP API, used by the CLI's user commands."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+
+from deployer.errors import DeployerError
+
+
+class ApiError(DeployerError):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{message} (HTTP {status}, {code})")
+        self.status = status
+        self.code = code
+
+
+class ProgressReader(io.RawIOBase):
+    """A body that reports how many bytes requests has sent, so the CLI can draw upload progress."""
+
+    def __init__(self, data: bytes, on_progress: Callable[[int], None]) -> None:
+        self._buf = io.BytesIO(data)
+        self._len = len(data)
+        self._on_progress = on_progress
+
+    def __len__(self) -> int:
+        return self._len
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._buf.read(64 * 1024 if size is None or size < 0 else min(size, 64 * 1024))
+        if chunk:
+            self._on_progress(len(chunk))
+        return chunk
+
+
+def multipart(fields: Mapping[str, str], files: Mapping[str, tuple[str, bytes, str]]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    out = io.BytesIO()
+    for name, value in fields.items():
+        out.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode())
+        out.write(value.encode() + b"\r\n")
+    for name, (filename, data, ctype) in files.items():
+        out.write(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{filename}"\r\n'
+            f"Content-Type: {ctype}\r\n\r\n".encode()
+        )
+        out.write(data + b"\r\n")
+    out.write(f"--{boundary}--\r\n".encode())
+    return out.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+class ApiClient:
+    def __init__(self, base_url: str, token: str, *, timeout: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            resp = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+        except requests.ConnectionError:
+            raise ApiError(0, "unreachable", f"Cannot reach the deployer at {self.base_url}") from None
+        try:
+            body = resp.json()
+        except json.JSONDecodeError:
+            body = None
+        if resp.status_code >= 400:
+            err = (body or {}).get("error") or {}
+            raise ApiError(resp.status_code, err.get("code", "error"), err.get("message", resp.reason))
+        return body
+
+    def deploy(
+        self,
+        bundle: bytes,
+        *,
+        keypair: bytes | None,
+        name: str | None,
+        env: Mapping[str, str],
+        on_progress: Callable[[int], None] = lambda _n: None,
+    ) -> dict[str, Any]:
+        fields = {"env": json.dumps(dict(env))} if env else {}
+        if name:
+            fields["name"] = name
+        files = {"project.zip": ("project.zip", bundle, "application/zip")}
+        if keypair is not None:
+            files["keypair.json"] = ("keypair.json", keypair, "application/json")
+        body, ctype = multipart(fields, files)
+        data = ProgressReader(body, on_progress)
+        result: dict[str, Any] = self._call(
+            "POST", "/api/deployments", data=data, headers={"Content-Type": ctype}, timeout=max(self.timeout, 300)
+        )
+        return result
+
+    def deployments(self, status: str | None = None, limit: int = 100) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if status:
+            params["status"] = status
+        result: dict[str, Any] = self._call("GET", "/api/deployments", params=params)
+        return result
+
+    def get(self, deployment_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/api/deployments/{deployment_id}")
+        return result
+
+    def stop(self, deployment_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/api/deployments/{deployment_id}/stop")
+        return result
+
+    def logs(self, deployment_id: str, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+        body = self._call("GET", f"/api/deployments/{deployment_id}/logs", params={"after": after, "limit": limit})
+        lines: list[dict[str, Any]] = body["lines"]
+        return lines

@@ -1,0 +1,105 @@
+"""Reading deployments and the user-facing verbs that only touch the database (list, get, stop)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from deployer.errors import InvalidRequest, NotFound
+from deployer.models import Deployment, DeploymentLog, utcnow
+from deployer.states import TERMINAL, Status
+from deployer.transitions import OnTransition, transition
+
+_deployment = Deployment.__table__  # type: ignore[attr-defined]
+_log = DeploymentLog.__table__  # type: ignore[attr-defined]
+MAX_PAGE = 500
+MAX_LOG_PAGE = 2000
+
+# What a user may see of a row: never file paths, env values or key material.
+PUBLIC_FIELDS = (
+    "id", "name", "slug", "entity_type", "runtime", "status", "error_message", "port", "container_id",
+    "image", "registry_url", "public_key_b64", "entity_id", "memory_mb", "cpu_millis", "last_exit_code",
+    "last_crash_at", "restart_count", "created_at", "started_at", "stopped_at", "updated_at",
+)  # fmt: skip
+
+
+def _iso(value: Any) -> Any:
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return value
+
+
+def public_view(row: Any) -> dict[str, Any]:
+    m = row._mapping
+    view = {k: _iso(m[k]) for k in PUBLIC_FIELDS}
+    view["url"] = m["host_url"]
+    view["env_keys"] = sorted((m["env"] or {}).keys())
+    return view
+
+
+def get_deployment(engine: Engine, deployment_id: str) -> dict[str, Any]:
+    with engine.connect() as conn:
+        row = conn.execute(select(_deployment).where(_deployment.c.id == deployment_id)).first()
+    if row is None:
+        raise NotFound(f"deployment {deployment_id[:64]} not found")
+    return public_view(row)
+
+
+def list_deployments(
+    engine: Engine, *, status: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[dict[str, Any]], int]:
+    if status is not None and status not in {s.value for s in Status}:
+        raise InvalidRequest(f"status must be one of {', '.join(s.value for s in Status)}")
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_PAGE}")
+    if offset < 0:
+        raise InvalidRequest("offset must not be negative")
+    cond = [] if status is None else [_deployment.c.status == status]
+    with engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(_deployment).where(*cond)).scalar_one()
+        rows = conn.execute(
+            select(_deployment)
+            .where(*cond)
+            .order_by(_deployment.c.created_at.desc(), _deployment.c.id)
+            .limit(limit)
+            .offset(offset)
+        ).all()
+    return [public_view(r) for r in rows], int(total)
+
+
+def log_lines(engine: Engine, deployment_id: str, *, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
+    if not 1 <= limit <= MAX_LOG_PAGE:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_LOG_PAGE}")
+    get_deployment(engine, deployment_id)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(_log.c.line_no, _log.c.stream, _log.c.text, _log.c.ts)
+            .where(_log.c.deployment_id == deployment_id, _log.c.line_no > after)
+            .order_by(_log.c.line_no)
+            .limit(limit)
+        ).all()
+    return [{"line_no": r.line_no, "stream": r.stream, "text": r.text, "ts": _iso(r.ts)} for r in rows]
+
+
+def request_stop(
+    engine: Engine,
+    deployment_id: str,
+    *,
+    now: Callable[[], datetime] = utcnow,
+    on_transition: OnTransition | None = None,
+) -> str:
+    """Mark the deployment stopped (teardown is the workers' job). Idempotent; returns the status."""
+    for _ in range(20):  # each lost race means another writer moved it; look again
+        current = Status(get_deployment(engine, deployment_id)["status"])
+        if current in TERMINAL:
+            return current.value
+        if transition(
+            engine, deployment_id, expected=current, to=Status.STOPPED, message="stop requested",
+            now=now, on_transition=on_transition,
+        ):  # fmt: skip
+            return Status.STOPPED.value
+    raise InvalidRequest("deployment is changing too fast to stop; try again")

@@ -1,0 +1,214 @@
+"""Typed settings, loaded once from the environment by `load_settings` and passed down.
+
+Each field names its environment variable, unit and meaning in its metadata, so the loader, the
+validation messages and `.env.example` all come from one table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deployer.errors import ConfigError
+
+DEV_SECRET_KEY = "dev-insecure-change-me"  # noqa: S105 - the known default that is refused outside dev
+
+
+def _var(env: str, default: Any, unit: str, help: str, **bounds: int) -> Any:
+    return field(default=default, metadata={"env": env, "unit": unit, "help": help, **bounds})
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = _var("DEPLOYER_ENV", "dev", "dev|production", "Outside dev, insecure defaults are refused")
+    data_root: Path = _var("DEPLOYER_DATA_ROOT", Path(".deployer"), "path", "Bundles, keys, workdirs")
+    database_url: str = _var(
+        "DATABASE_URL", "", "url", "postgresql+psycopg://… or sqlite:///…; default: SQLite in the data root"
+    )
+    celery_broker_url: str = _var(
+        "CELERY_BROKER_URL", "", "url", "redis://…; default: a broker in the data root that needs no server"
+    )
+    redis_url: str = _var("REDIS_URL", "", "url", "Pub/sub for live logs and status events; empty = poll DB")
+    age_identity_path: Path = _var(
+        "AGE_IDENTITY_PATH", Path(""), "path", "Master age identity (mode 600); default: <data root>/age.key"
+    )
+    secret_key: str = _var("DEPLOYER_SECRET_KEY", DEV_SECRET_KEY, "string", "Signs dashboard sessions")
+    wildcard_domain: str = _var("DEPLOYER_WILDCARD_DOMAIN", "deployer.localhost", "domain", "Routes <slug>.<this>")
+    public_scheme: str = _var("DEPLOYER_PUBLIC_SCHEME", "https", "http|https", "Scheme of deployment URLs")
+    registry_url: str = _var("ZYND_REGISTRY_URL", "", "url", "Passed to agents as ZYND_REGISTRY_URL")
+    max_active: int = _var("DEPLOYER_MAX_ACTIVE", 50, "count", "Active deployments allowed at once", min=1)
+    port_min: int = _var("DEPLOYER_PORT_MIN", 13000, "port", "First host port for containers", min=1, max=65535)
+    port_max: int = _var("DEPLOYER_PORT_MAX", 14000, "port", "Last host port (inclusive)", min=1, max=65535)
+    container_mem_mb: int = _var("DEPLOYER_CONTAINER_MEM_MB", 1536, "MB", "Memory limit per container", min=16)
+    container_cpu_millis: int = _var(
+        "DEPLOYER_CONTAINER_CPU_MILLIS", 1000, "millicpu", "CPU limit per container", min=10
+    )
+    container_tmpfs_mb: int = _var("DEPLOYER_CONTAINER_TMPFS_MB", 512, "MB", "Size of /tmp in containers", min=1)
+    container_pids_limit: int = _var("DEPLOYER_CONTAINER_PIDS_LIMIT", 512, "count", "Processes per container", min=8)
+    max_upload_mb: int = _var("DEPLOYER_MAX_UPLOAD_MB", 50, "MB", "Largest accepted zip", min=1)
+    max_unpacked_mb: int = _var("DEPLOYER_MAX_UNPACKED_MB", 200, "MB", "Largest unpacked bundle", min=1)
+    max_files: int = _var("DEPLOYER_MAX_FILES", 5000, "count", "Most files in a bundle", min=1)
+    boot_health_timeout_ms: int = _var(
+        "DEPLOYER_BOOT_HEALTH_TIMEOUT_MS", 120000, "ms", "How long a new container may take to answer /health", min=1
+    )
+    stop_grace_sec: int = _var("DEPLOYER_STOP_GRACE_SEC", 10, "s", "SIGTERM grace before SIGKILL on stop", min=0)
+    skip_caddy: bool = _var("DEPLOYER_SKIP_CADDY", False, "bool", "Do not register Caddy routes")
+    health_interval_sec: int = _var("DEPLOYER_HEALTH_INTERVAL_SEC", 60, "s", "Steady-state /health probes", min=1)
+    metrics_interval_sec: int = _var("DEPLOYER_METRICS_INTERVAL_SEC", 30, "s", "CPU/memory sampling", min=1)
+    retention_interval_min: int = _var("DEPLOYER_RETENTION_INTERVAL_MIN", 60, "min", "Retention pass", min=1)
+    log_retention_days: int = _var("DEPLOYER_LOG_RETENTION_DAYS", 7, "days", "stdout/stderr kept; 0 = forever", min=0)
+    system_log_retention_days: int = _var(
+        "DEPLOYER_SYSTEM_LOG_RETENTION_DAYS", 30, "days", "System lines kept; 0 = forever", min=0
+    )
+    metric_retention_days: int = _var(
+        "DEPLOYER_METRIC_RETENTION_DAYS", 3, "days", "Metric samples kept; 0 = forever", min=0
+    )
+    keep_crashed_containers: bool = _var(
+        "DEPLOYER_KEEP_CRASHED_CONTAINERS", False, "bool", "Leave crashed containers for inspection"
+    )
+    restart_policy: str = _var("DEPLOYER_RESTART_POLICY", "no", "no|on-failure:N", "Restart crashed deployments")
+    pip_index_url: str = _var("DEPLOYER_PIP_INDEX_URL", "", "url", "pip index used inside image builds")
+    pip_find_links: str = _var("DEPLOYER_PIP_FIND_LINKS", "", "path|url", "Wheelhouse used inside image builds")
+    npm_registry: str = _var("DEPLOYER_NPM_REGISTRY", "", "url", "npm registry used inside image builds")
+    agent_base_image: str = _var("AGENT_BASE_IMAGE", "deployer/agent-base:latest", "image", "Python agents")
+    service_base_image: str = _var("SERVICE_BASE_IMAGE", "deployer/service-base:latest", "image", "Python services")
+    node_agent_base_image: str = _var(
+        "NODE_AGENT_BASE_IMAGE", "deployer/node-agent-base:latest", "image", "Node agents"
+    )
+    node_service_base_image: str = _var(
+        "NODE_SERVICE_BASE_IMAGE", "deployer/node-service-base:latest", "image", "Node services"
+    )
+    caddy_admin_url: str = _var("CADDY_ADMIN_URL", "http://127.0.0.1:2019", "url", "Caddy admin API")
+    caddy_server_name: str = _var("CADDY_SERVER_NAME", "deployer", "name", "Caddy server holding the routes")
+    schedule_leader_lock_ttl_ms: int = _var(
+        "SCHEDULE_LEADER_LOCK_TTL_MS", 30000, "ms", "Beat leader lease", min=1000
+    )
+    url: str = _var("DEPLOYER_URL", "http://127.0.0.1:8000", "url", "Where the CLI finds the API")
+    token: str = _var("DEPLOYER_TOKEN", "", "string", "API token the CLI sends")
+    trace_enabled: bool = _var("TRACE_ENABLED", False, "bool", "Record what the deployer does")
+    trace_proxy: bool = _var("TRACE_PROXY", False, "bool", "Send entries to the trace runtime")
+    trace_proxy_url: str = _var("TRACE_PROXY_URL", "http://127.0.0.1:7778", "url", "Trace runtime base URL")
+    trace_proxy_path: str = _var("TRACE_PROXY_PATH", "/zin/trace/write", "path", "Signed ingest path")
+    trace_proxy_key_id: str = _var("TRACE_PROXY_KEY_ID", "", "string", "Ingest key id")
+    trace_proxy_secret: str = _var("TRACE_PROXY_SECRET", "", "string", "Ingest HMAC secret")
+    trace_proxy_signing_window_ms: int = _var(
+        "TRACE_PROXY_SIGNING_WINDOW_MS", 60000, "ms", "Accepted clock skew of signed requests", min=1
+    )
+    trace_proxy_timeout_ms: int = _var("TRACE_PROXY_TIMEOUT_MS", 5000, "ms", "Ingest request timeout", min=1)
+    trace_prune_hours: int = _var("TRACE_PRUNE_HOURS", 72, "h", "Trace entries kept", min=1)
+    trace_base_path: str = _var("TRACE_BASE_PATH", "/trace", "path", "Trace dashboard mount point")
+    trace_slow_query_ms: int = _var("TRACE_SLOW_QUERY_MS", 100, "ms", "Queries tagged slow above this", min=0)
+    trace_db_path: Path = _var(
+        "DB_DATABASE_SQLITE", Path(".deployer/dbs/trace-runtime.sqlite"), "path", "Trace runtime SQLite file"
+    )
+
+    @property
+    def bundles_dir(self) -> Path:
+        return self.data_root / "bundles"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.data_root / "keys"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_root / "work"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return self.max_upload_mb * 1024 * 1024
+
+    @property
+    def max_unpacked_bytes(self) -> int:
+        return self.max_unpacked_mb * 1024 * 1024
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+_RESTART_POLICY = re.compile(r"^(no|on-failure:[1-9][0-9]{0,3})$")
+
+
+def env_fields() -> list[dataclasses.Field[Any]]:
+    return list(dataclasses.fields(Settings))
+
+
+def _parse(f: dataclasses.Field[Any], raw: str) -> Any:
+    name = f.metadata["env"]
+    if f.type in ("int", int):
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
+        lo, hi = f.metadata.get("min"), f.metadata.get("max")
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise ConfigError(f"{name}: {value} is out of range ({lo}..{hi if hi is not None else '∞'})")
+        return value
+    if f.type in ("bool", bool):
+        lowered = raw.strip().lower()
+        if lowered not in _TRUE | _FALSE:
+            raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+        return lowered in _TRUE
+    if f.type in ("Path", Path):
+        return Path(raw).expanduser()
+    return raw.strip()
+
+
+def _check(s: Settings) -> None:
+    if s.env not in ("dev", "production"):
+        raise ConfigError(f"DEPLOYER_ENV: expected dev or production, got {s.env!r}")
+    if s.port_min > s.port_max:
+        raise ConfigError(f"DEPLOYER_PORT_MIN: {s.port_min} is above DEPLOYER_PORT_MAX {s.port_max}")
+    if not _RESTART_POLICY.match(s.restart_policy):
+        raise ConfigError(f"DEPLOYER_RESTART_POLICY: expected 'no' or 'on-failure:N', got {s.restart_policy!r}")
+    if not s.database_url.startswith(("sqlite:///", "postgresql+psycopg://")):
+        raise ConfigError("DATABASE_URL: expected a postgresql+psycopg:// or sqlite:/// URL")
+    if s.public_scheme not in ("http", "https"):
+        raise ConfigError(f"DEPLOYER_PUBLIC_SCHEME: expected http or https, got {s.public_scheme!r}")
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", s.wildcard_domain):
+        raise ConfigError(f"DEPLOYER_WILDCARD_DOMAIN: not a valid domain: {s.wildcard_domain!r}")
+    if s.env != "dev" and (s.secret_key == DEV_SECRET_KEY or len(s.secret_key) < 16):
+        raise ConfigError("DEPLOYER_SECRET_KEY: set a random value of at least 16 characters outside dev")
+    if s.trace_proxy and not (s.trace_proxy_key_id and s.trace_proxy_secret):
+        raise ConfigError("TRACE_PROXY_SECRET: TRACE_PROXY=true needs TRACE_PROXY_KEY_ID and TRACE_PROXY_SECRET")
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read every variable, fill the derived defaults, and validate. Raises ConfigError naming the variable."""
+    source = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in env_fields():
+        raw = source.get(f.metadata["env"])
+        if raw is not None:
+            values[f.name] = _parse(f, raw)
+    settings = Settings(**values)
+    data_root = settings.data_root.resolve()
+    derived: dict[str, Any] = {"data_root": data_root}
+    if not settings.database_url:
+        derived["database_url"] = f"sqlite:///{data_root / 'deployer.sqlite'}"
+    if not settings.celery_broker_url:
+        derived["celery_broker_url"] = "filesystem://"
+    if settings.age_identity_path == Path(""):
+        derived["age_identity_path"] = data_root / "age.key"
+    settings = dataclasses.replace(settings, **derived)
+    _check(settings)
+    return settings
+
+
+def env_example() -> str:
+    """The text of `.env.example`: every variable with its default, unit and meaning."""
+    lines = ["# Deployer configuration. Every variable, its default, and its unit.", ""]
+    for f in env_fields():
+        default = f.default
+        shown = "" if default in ("", Path("")) else str(default).lower() if isinstance(default, bool) else default
+        lines.append(f"# {f.metadata['help']} [{f.metadata['unit']}]")
+        lines.append(f"{f.metadata['env']}={shown}")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(env_example(), end="")

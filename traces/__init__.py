@@ -1,0 +1,1 @@
+"""Trace recorder and trace runtime (DESIGN §12)."""
