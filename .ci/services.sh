@@ -21,7 +21,7 @@ pgver=$(ls /usr/lib/postgresql | sort -n | tail -1)
 if ! pg_lsclusters -h | grep -q "^$pgver main"; then
   pg_createcluster "$pgver" main >&2
 fi
-pg_ctlcluster "$pgver" main start >&2 2>/dev/null || true
+pg_ctlcluster "$pgver" main start >/dev/null 2>&1 || true
 for _ in $(seq 1 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
 su postgres -c "psql -q -tAc \"SELECT 1 FROM pg_roles WHERE rolname='deployer'\"" | grep -q 1 ||
   su postgres -c "psql -q -c \"CREATE ROLE deployer LOGIN CREATEDB PASSWORD 'deployer'\"" >&2

@@ -66,8 +66,9 @@ class ApiClient:
         self.timeout = timeout
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        kwargs.setdefault("timeout", self.timeout)
         try:
-            resp = self.session.request(method, self.base_url + path, timeout=self.timeout, **kwargs)
+            resp = self.session.request(method, self.base_url + path, **kwargs)
         except requests.ConnectionError:
             raise ApiError(0, "unreachable", f"Cannot reach the deployer at {self.base_url}") from None
         try:

@@ -162,3 +162,39 @@ def make_deployment_row(engine: Engine, **overrides: Any) -> str:
     with engine.begin() as conn:
         conn.execute(Deployment.__table__.insert().values(**row))  # type: ignore[attr-defined]
     return str(row["id"])
+
+
+class LiveServer:
+    def __init__(self, app: Any) -> None:
+        from werkzeug.serving import make_server
+
+        self.app = app
+        self._server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        import threading
+
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=10)
+        self._server.server_close()
+
+
+@pytest.fixture
+def make_live_server() -> Iterator[Callable[..., LiveServer]]:
+    """Starts the real app on a loopback port; `make(settings, **collaborators)`."""
+    from web import create_app
+
+    servers: list[LiveServer] = []
+
+    def make(settings: Settings, **kwargs: Any) -> LiveServer:
+        server = LiveServer(create_app(settings, **kwargs))
+        servers.append(server)
+        return server
+
+    yield make
+    for s in servers:
+        s.close()
+        s.app.extensions["deployer"].engine.dispose()

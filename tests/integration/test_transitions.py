@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import Engine, select
+
+from deployer.loglines import append_lines
+from deployer.models import Deployment, DeploymentLog
+from deployer.states import Status
+from deployer.transitions import transition
+from tests.conftest import make_deployment_row
+
+_log = DeploymentLog.__table__  # type: ignore[attr-defined]
+_dep = Deployment.__table__  # type: ignore[attr-defined]
+
+
+def lines_of(engine: Engine, deployment_id: str) -> list[tuple[int, str, str]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(_log.c.line_no, _log.c.stream, _log.c.text).where(_log.c.deployment_id == deployment_id)
+            .order_by(_log.c.line_no)
+        ).all()  # fmt: skip
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def status_of(engine: Engine, deployment_id: str) -> str:
+    with engine.connect() as conn:
+        return str(conn.execute(select(_dep.c.status).where(_dep.c.id == deployment_id)).scalar_one())
+
+
+def test_a_transition_from_the_expected_status_wins_and_logs_a_system_line(engine: Engine) -> None:
+    dep = make_deployment_row(engine)
+    seen: list[tuple[str, Status]] = []
+    assert transition(engine, dep, expected=Status.QUEUED, to=Status.UNPACKING, on_transition=lambda *a: seen.append(a))
+    assert status_of(engine, dep) == "unpacking"
+    assert lines_of(engine, dep) == [(1, "system", "status: unpacking")]
+    assert seen == [(dep, Status.UNPACKING)]
+
+
+def test_a_transition_from_a_stale_status_loses_and_changes_nothing(engine: Engine) -> None:
+    dep = make_deployment_row(engine, status="stopped")
+    assert not transition(engine, dep, expected=Status.QUEUED, to=Status.UNPACKING)
+    assert status_of(engine, dep) == "stopped"
+    assert lines_of(engine, dep) == []
+
+
+def test_an_illegal_transition_is_a_programming_error(engine: Engine) -> None:
+    dep = make_deployment_row(engine)
+    with pytest.raises(ValueError, match="illegal transition"):
+        transition(engine, dep, expected=Status.QUEUED, to=Status.RUNNING)
+
+
+def test_stopping_records_stopped_at(engine: Engine) -> None:
+    dep = make_deployment_row(engine, status="running")
+    assert transition(engine, dep, expected=Status.RUNNING, to=Status.STOPPED, message="by user")
+    with engine.connect() as conn:
+        assert conn.execute(select(_dep.c.stopped_at).where(_dep.c.id == dep)).scalar_one() is not None
+    assert lines_of(engine, dep)[-1][2] == "status: stopped — by user"
+
+
+def test_only_one_of_two_racing_transitions_wins(engine: Engine) -> None:
+    dep = make_deployment_row(engine, status="running")
+    results: list[bool] = []
+    barrier = threading.Barrier(2)
+
+    def go(to: Status) -> None:
+        barrier.wait()
+        results.append(transition(engine, dep, expected=Status.RUNNING, to=to))
+
+    threads = [threading.Thread(target=go, args=(s,)) for s in (Status.STOPPED, Status.CRASHED)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False, True]
+    assert len(lines_of(engine, dep)) == 1
+
+
+def test_nul_bytes_and_trailing_carriage_returns_are_cleaned(engine: Engine) -> None:
+    dep = make_deployment_row(engine)
+    with engine.begin() as conn:
+        append_lines(conn, dep, [("stdout", "a\x00b\r"), ("stderr", "plain")])
+    assert lines_of(engine, dep) == [(1, "stdout", "a\ufffdb"), (2, "stderr", "plain")]
+
+
+def test_concurrent_tailer_batches_and_system_lines_never_duplicate_or_gap(pg_engine: Engine) -> None:
+    engine = pg_engine
+    dep = make_deployment_row(engine, status="running")
+    batches, systems = 150, 150
+    start = threading.Barrier(3)
+    errors: list[BaseException] = []
+
+    def tailer() -> None:
+        start.wait()
+        for i in range(batches):
+            with engine.begin() as conn:
+                append_lines(conn, dep, [("stdout", f"out {i}.{j}") for j in range(5)])
+
+    def system_writer() -> None:
+        start.wait()
+        for i in range(systems):
+            with engine.begin() as conn:
+                append_lines(conn, dep, [("system", f"sys {i}")])
+
+    def health_flapper() -> None:
+        start.wait()
+        for _ in range(40):
+            transition(engine, dep, expected=Status.RUNNING, to=Status.UNHEALTHY)
+            transition(engine, dep, expected=Status.UNHEALTHY, to=Status.RUNNING)
+
+    def guard(fn: object) -> None:
+        try:
+            fn()  # type: ignore[operator]
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guard, args=(f,)) for f in (tailer, system_writer, health_flapper)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    numbers = [n for n, _, _ in lines_of(engine, dep)]
+    assert numbers == list(range(1, batches * 5 + systems + 80 + 1))
+    outs = [t for _, s, t in lines_of(engine, dep) if s == "stdout"]
+    assert outs == [f"out {i}.{j}" for i in range(batches) for j in range(5)]
