@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Engine, select
@@ -84,44 +85,48 @@ def test_nul_bytes_and_trailing_carriage_returns_are_cleaned(engine: Engine) -> 
     assert lines_of(engine, dep) == [(1, "stdout", "a\ufffdb"), (2, "stderr", "plain")]
 
 
+def run_together(*fns: Callable[[], None]) -> list[BaseException]:
+    """Runs each function in its own thread, released at the same moment; returns what they raised."""
+    start = threading.Barrier(len(fns))
+    errors: list[BaseException] = []
+
+    def guard(fn: Callable[[], None]) -> None:
+        start.wait()
+        try:
+            fn()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guard, args=(f,)) for f in fns]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
+
+
 def test_concurrent_tailer_batches_and_system_lines_never_duplicate_or_gap(pg_engine: Engine) -> None:
     engine = pg_engine
     dep = make_deployment_row(engine, status="running")
-    batches, systems = 150, 150
-    start = threading.Barrier(3)
-    errors: list[BaseException] = []
+    batches, systems, flaps = 150, 150, 40
 
     def tailer() -> None:
-        start.wait()
         for i in range(batches):
             with engine.begin() as conn:
                 append_lines(conn, dep, [("stdout", f"out {i}.{j}") for j in range(5)])
 
     def system_writer() -> None:
-        start.wait()
         for i in range(systems):
             with engine.begin() as conn:
                 append_lines(conn, dep, [("system", f"sys {i}")])
 
     def health_flapper() -> None:
-        start.wait()
-        for _ in range(40):
+        for _ in range(flaps):
             transition(engine, dep, expected=Status.RUNNING, to=Status.UNHEALTHY)
             transition(engine, dep, expected=Status.UNHEALTHY, to=Status.RUNNING)
 
-    def guard(fn: object) -> None:
-        try:
-            fn()  # type: ignore[operator]
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=guard, args=(f,)) for f in (tailer, system_writer, health_flapper)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    assert run_together(tailer, system_writer, health_flapper) == []
     numbers = [n for n, _, _ in lines_of(engine, dep)]
-    assert numbers == list(range(1, batches * 5 + systems + 80 + 1))
+    assert numbers == list(range(1, batches * 5 + systems + 2 * flaps + 1))
     outs = [t for _, s, t in lines_of(engine, dep) if s == "stdout"]
     assert outs == [f"out {i}.{j}" for i in range(batches) for j in range(5)]
