@@ -1,10 +1,16 @@
-"""Periodic work of DESIGN §6, as plain data naming tasks by string.
-
-Filled in as the lifecycle and supervision tasks land; beat reads it and nothing else.
-"""
+"""Periodic work of DESIGN §6, as plain data naming tasks by string (beat reads nothing else)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+from deployer.settings import Settings
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    # Safety nets run every second; they expire rather than pile up behind busy workers.
+    fast = {"expires": 5}
+    return {
+        "drain-queue": {"task": "deployer.drain_queue", "schedule": 1.0, "options": fast},
+        "reconcile-stops": {"task": "deployer.reconcile_stops", "schedule": 1.0, "options": fast},
+    }

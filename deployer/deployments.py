@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from deployer.errors import InvalidRequest, NotFound
+from deployer.errors import AtCapacity, Conflict, InvalidRequest, NotFound
 from deployer.models import Deployment, DeploymentLog, utcnow
-from deployer.states import TERMINAL, Status
+from deployer.states import ACTIVE, TERMINAL, Status
 from deployer.transitions import OnTransition, transition
 
 _deployment = Deployment.__table__  # type: ignore[attr-defined]
@@ -103,3 +103,31 @@ def request_stop(
         ):  # fmt: skip
             return Status.STOPPED.value
     raise InvalidRequest("deployment is changing too fast to stop; try again")
+
+
+def request_restart(
+    engine: Engine,
+    deployment_id: str,
+    *,
+    max_active: int,
+    now: Callable[[], datetime] = utcnow,
+    on_transition: OnTransition | None = None,
+) -> str:
+    """crashed|stopped|failed → queued; the pipeline then re-uses the built image when there is one."""
+    status = Status(get_deployment(engine, deployment_id)["status"])
+    if status not in TERMINAL:
+        raise Conflict(f"deployment is {status}; only crashed, stopped or failed deployments can be restarted")
+    with engine.connect() as conn:
+        active = conn.execute(
+            select(func.count()).select_from(_deployment).where(_deployment.c.status.in_([s.value for s in ACTIVE]))
+        ).scalar_one()
+    if active >= max_active:
+        raise AtCapacity(f"At capacity: {active} of {max_active} deployments are active; stop one first")
+    values = {
+        "error_message": None, "driver_token": None, "heartbeat_at": None, "drive_attempts": 0,
+        "restart_count": _deployment.c.restart_count + 1, "started_at": None, "stopped_at": None,
+    }  # fmt: skip
+    if not transition(engine, deployment_id, expected=status, to=Status.QUEUED, message="restart requested",
+                      values=values, now=now, on_transition=on_transition):  # fmt: skip
+        raise Conflict("deployment changed while restarting; try again")
+    return Status.QUEUED.value

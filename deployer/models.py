@@ -46,6 +46,11 @@ class Deployment(SQLModel, table=True):
     # The last log line number handed out; bumping it row-locks the deployment, which is what makes
     # line numbers gap-free whoever writes (tailer or system line).
     log_seq: int = 0
+    # Who drives the boot pipeline now: stages carry this token and stop quietly if it changed. A stale
+    # heartbeat lets drain_queue hand the row to a new driver after a worker died mid-stage.
+    driver_token: str | None = Field(default=None, max_length=36)
+    heartbeat_at: datetime | None = _ts()
+    drive_attempts: int = 0
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
     )

@@ -85,6 +85,17 @@ class Settings:
     )
     caddy_admin_url: str = _var("CADDY_ADMIN_URL", "http://127.0.0.1:2019", "url", "Caddy admin API")
     caddy_server_name: str = _var("CADDY_SERVER_NAME", "deployer", "name", "Caddy server holding the routes")
+    caddy_http_listen: str = _var("CADDY_HTTP_LISTEN", ":80", "address", "Where that Caddy server listens")
+    stage_lease_sec: int = _var(
+        "DEPLOYER_STAGE_LEASE_SEC", 30, "s", "A boot stage silent this long is resumed by another worker", min=2
+    )
+    worker_concurrency: int = _var("DEPLOYER_WORKER_CONCURRENCY", 8, "count", "Worker processes", min=1)
+    debian_mirror: str = _var(
+        "DEPLOYER_DEBIAN_MIRROR", "http://deb.debian.org/debian", "url", "Mirror for `images bootstrap`"
+    )
+    bootstrap_image: str = _var(
+        "DEPLOYER_BOOTSTRAP_IMAGE", "deployer/debian-base:bookworm", "image", "Offline base made by debootstrap"
+    )
     schedule_leader_lock_ttl_ms: int = _var(
         "SCHEDULE_LEADER_LOCK_TTL_MS", 30000, "ms", "Beat leader lease", min=1000
     )

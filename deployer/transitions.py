@@ -25,13 +25,15 @@ def transition(
     to: Status,
     message: str | None = None,
     values: Mapping[str, Any] | None = None,
+    where: Mapping[str, Any] | None = None,
     now: Callable[[], datetime] = utcnow,
     on_transition: OnTransition | None = None,
 ) -> bool:
     """Move the row to `to` if it is still in one of `expected`; report whether this call won.
 
     The status change and its system line commit together, so the log never shows a transition that
-    did not happen. `on_transition` (status events) runs only after the commit.
+    did not happen. `where` adds column equalities (the driver token). `on_transition` (status events)
+    runs only after the commit.
     """
     allowed = (expected,) if isinstance(expected, Status) else tuple(expected)
     illegal = [s for s in allowed if not can_transition(s, to)]
@@ -44,7 +46,11 @@ def transition(
     with engine.begin() as conn:
         won = conn.execute(
             update(_deployment)
-            .where(_deployment.c.id == deployment_id, _deployment.c.status.in_([str(s) for s in allowed]))
+            .where(
+                _deployment.c.id == deployment_id,
+                _deployment.c.status.in_([str(s) for s in allowed]),
+                *(_deployment.c[k] == v for k, v in (where or {}).items()),
+            )
             .values(**fields)
         ).rowcount
         if won != 1:

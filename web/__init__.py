@@ -12,12 +12,9 @@ from sqlalchemy import Engine
 from deployer.db import make_engine
 from deployer.secrets import MasterKey, ensure_master_key
 from deployer.settings import Settings, load_settings
+from tasks.kick import make_kicker
 
 Kick = Callable[[str], None]  # asks the workers to run a named task now (e.g. "drain_queue")
-
-
-def _no_kick(_task: str) -> None:
-    """Without a worker wired in, beat's safety-net schedule picks the work up."""
 
 
 @dataclass
@@ -57,7 +54,7 @@ def create_app(
         settings=settings,
         engine=engine or make_engine(settings.database_url),
         master_key=master_key or ensure_master_key(settings.age_identity_path),
-        kick=kick or _no_kick,
+        kick=kick or make_kicker(settings),
         slug_suffix=slug_suffix or secrets.token_hex,
     )
     errors.init_app(app)

@@ -96,6 +96,14 @@ def stop_deployment(deployment_id: str) -> tuple[Response, int]:
     return jsonify({"id": deployment_id, "status": status}), 202
 
 
+@bp.post("/deployments/<deployment_id>/restart")
+def restart_deployment(deployment_id: str) -> tuple[Response, int]:
+    svc = services()
+    status = deployments.request_restart(svc.engine, deployment_id, max_active=svc.settings.max_active)
+    svc.kick("drain_queue")
+    return jsonify({"id": deployment_id, "status": status}), 202
+
+
 @bp.get("/deployments/<deployment_id>/logs")
 def get_logs(deployment_id: str) -> Response:
     lines = deployments.log_lines(

@@ -1,0 +1,49 @@
+"""The collaborators a lifecycle step needs, built once per process and passed down explicitly."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import requests
+from sqlalchemy import Engine
+
+from deployer.caddy import CaddyAdmin
+from deployer.db import make_engine
+from deployer.models import utcnow
+from deployer.secrets import MasterKey, ensure_master_key
+from deployer.settings import Settings
+from deployer.transitions import OnTransition
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: Engine
+    master_key: MasterKey
+    docker: Any
+    caddy: CaddyAdmin | None
+    http: requests.Session = field(default_factory=requests.Session)
+    now: Callable[[], datetime] = utcnow
+    on_transition: OnTransition | None = None
+
+
+def caddy_for(settings: Settings) -> CaddyAdmin | None:
+    if settings.skip_caddy:
+        return None
+    return CaddyAdmin(settings.caddy_admin_url, settings.caddy_server_name, settings.data_root / "caddy.lock")
+
+
+def build_context(settings: Settings, **overrides: Any) -> Context:
+    import docker
+
+    parts: dict[str, Any] = {
+        "settings": settings,
+        "engine": overrides.pop("engine", None) or make_engine(settings.database_url),
+        "master_key": overrides.pop("master_key", None) or ensure_master_key(settings.age_identity_path),
+        "docker": overrides.pop("docker", None) or docker.from_env(timeout=300),
+        "caddy": overrides.pop("caddy", None) or caddy_for(settings),
+    }
+    return Context(**parts, **overrides)

@@ -1,0 +1,325 @@
+"""The boot pipeline's stages (DESIGN §5). Each is idempotent and guarded by the driver token.
+
+A stage enters its status with a conditional transition from the previous one (or finds the row
+already there, when a new driver resumes after a worker died), does its work, and returns True to let
+the chain go on. It returns False — end quietly — when the row moved on without it: stopped by the
+user (then it tears down what exists), failed, or handed to another driver.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from deployer import containers, images, ports, workdir
+from deployer.archive import Limits, extract
+from deployer.bundle import BundleInfo, inspect_bundle
+from deployer.context import Context
+from deployer.envblock import entity_url, render_env, rewrite_config
+from deployer.errors import DeployerError
+from deployer.health import wait_healthy
+from deployer.loglines import append_system
+from deployer.models import Deployment
+from deployer.secrets import read_encrypted
+from deployer.states import PIPELINE, Status
+from deployer.teardown import teardown
+from deployer.transitions import transition
+from deployer.uploads import bundle_path
+
+_dep = Deployment.__table__  # type: ignore[attr-defined]
+Row = Mapping[str, Any]
+
+
+class BootFailed(DeployerError):
+    code = "boot_failed"
+
+
+def load(ctx: Context, deployment_id: str) -> Row | None:
+    with ctx.engine.connect() as conn:
+        row = conn.execute(select(_dep).where(_dep.c.id == deployment_id)).first()
+    return None if row is None else dict(row._mapping)
+
+
+def save(ctx: Context, deployment_id: str, **values: Any) -> None:
+    with ctx.engine.begin() as conn:
+        conn.execute(update(_dep).where(_dep.c.id == deployment_id).values(updated_at=ctx.now(), **values))
+
+
+def system(ctx: Context, deployment_id: str, *lines: str) -> None:
+    with ctx.engine.begin() as conn:
+        append_system(conn, deployment_id, *lines, now=ctx.now())
+
+
+def heartbeat(ctx: Context, deployment_id: str, token: str) -> bool:
+    with ctx.engine.begin() as conn:
+        return bool(
+            conn.execute(
+                update(_dep)
+                .where(_dep.c.id == deployment_id, _dep.c.driver_token == token)
+                .values(heartbeat_at=ctx.now())
+            ).rowcount
+        )
+
+
+@contextmanager
+def keep_alive(ctx: Context, deployment_id: str, token: str) -> Iterator[None]:
+    """Heartbeats while a long stage works, so drain_queue does not take the row for abandoned."""
+    stop = threading.Event()
+    every = max(1.0, ctx.settings.stage_lease_sec / 3)
+
+    def beat() -> None:
+        while not stop.wait(every):
+            heartbeat(ctx, deployment_id, token)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{deployment_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def enter(ctx: Context, deployment_id: str, token: str, stage: Status) -> Row | None:
+    """The row, now in `stage` and driven by `token`; None when this driver must end quietly."""
+    row = load(ctx, deployment_id)
+    if row is None:
+        return None
+    if row["status"] == Status.STOPPED:
+        teardown(ctx, deployment_id)
+        return None
+    if row["driver_token"] != token:
+        return None
+    if row["status"] == stage:
+        heartbeat(ctx, deployment_id, token)
+        return row
+    previous = PIPELINE[PIPELINE.index(stage) - 1]
+    values: dict[str, Any] = {"heartbeat_at": ctx.now()}
+    if stage is Status.RUNNING:
+        values["started_at"] = ctx.now()
+    if transition(ctx.engine, deployment_id, expected=previous, to=stage, values=values,
+                  where={"driver_token": token}, now=ctx.now, on_transition=ctx.on_transition):  # fmt: skip
+        return load(ctx, deployment_id)
+    return enter(ctx, deployment_id, token, stage) if _moved_to(ctx, deployment_id, stage) else None
+
+
+def _moved_to(ctx: Context, deployment_id: str, stage: Status) -> bool:
+    row = load(ctx, deployment_id)
+    return row is not None and row["status"] in (stage, Status.STOPPED)
+
+
+# ---- stages --------------------------------------------------------------------------------------
+
+
+def _inspect(ctx: Context, row: Row) -> BundleInfo:
+    app = workdir.app_dir(ctx.settings, row["id"])
+    files = [p.relative_to(app).as_posix() for p in app.rglob("*") if p.is_file()]
+    return inspect_bundle(app, files, name=row["name"], runtime=row["runtime"])
+
+
+def unpacking(ctx: Context, deployment_id: str, token: str) -> bool:
+    row = enter(ctx, deployment_id, token, Status.UNPACKING)
+    if row is None:
+        return False
+    workdir.remove(ctx.settings, deployment_id)
+    app = workdir.app_dir(ctx.settings, deployment_id)
+    app.mkdir(parents=True)
+    bundle = read_encrypted(ctx.master_key, bundle_path(ctx.settings, deployment_id))
+    extract(io.BytesIO(bundle), app, Limits(ctx.settings.max_unpacked_bytes, ctx.settings.max_files))
+    info = _inspect(ctx, row)  # validated again: the rules may have changed since the upload
+    system(ctx, deployment_id, f"unpacked {len(bundle)} bytes; {info.runtime} {info.entity_type}")
+    return True
+
+
+def allocating_port(ctx: Context, deployment_id: str, token: str) -> bool:
+    if enter(ctx, deployment_id, token, Status.ALLOCATING_PORT) is None:
+        return False
+    port = ports.allocate(ctx.engine, deployment_id, ctx.settings.port_min, ctx.settings.port_max, now=ctx.now)
+    save(ctx, deployment_id, port=port)
+    system(ctx, deployment_id, f"port {port}")
+    return True
+
+
+def writing_config(ctx: Context, deployment_id: str, token: str) -> bool:
+    row = enter(ctx, deployment_id, token, Status.WRITING_CONFIG)
+    if row is None:
+        return False
+    info = _inspect(ctx, row)
+    s = ctx.settings
+    if info.config_file:
+        path = workdir.app_dir(s, deployment_id) / info.config_file
+        path.write_text(json.dumps(rewrite_config(json.loads(path.read_text()), registry_url=s.registry_url), indent=2))
+    base = images.base_for(s, info.runtime, info.entity_type)
+    labels = {"deployer.managed": "true", "deployer.deployment": deployment_id, "deployer.role": "app"}
+    wheels = _copy_wheels(ctx, deployment_id)
+    dockerfile = images.render_app_dockerfile(
+        base, info.launch, labels=labels, pip_index_url=s.pip_index_url, npm_registry=s.npm_registry, has_wheels=wheels
+    )
+    (workdir.context_dir(s, deployment_id) / "Dockerfile").write_text(dockerfile)
+    system(ctx, deployment_id, f"launch: {' '.join(info.launch.command)}")
+    return True
+
+
+def _copy_wheels(ctx: Context, deployment_id: str) -> bool:
+    """A local wheelhouse (DEPLOYER_PIP_FIND_LINKS) goes into the build context: builds may be offline."""
+    source = ctx.settings.pip_find_links
+    if not source or "://" in source or not Path(source).is_dir():
+        return False
+    target = workdir.context_dir(ctx.settings, deployment_id) / "wheels"
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
+    return True
+
+
+class LineBatcher:
+    """Collects build output and writes it as system lines in batches (one transaction per batch)."""
+
+    def __init__(self, ctx: Context, deployment_id: str, size: int = 50) -> None:
+        self.ctx, self.deployment_id, self.size = ctx, deployment_id, size
+        self.lines: list[str] = []
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line[:2000])
+        if len(self.lines) >= self.size:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            system(self.ctx, self.deployment_id, *self.lines)
+            self.lines = []
+
+
+def building(ctx: Context, deployment_id: str, token: str) -> bool:
+    row = enter(ctx, deployment_id, token, Status.BUILDING)
+    if row is None:
+        return False
+    context = workdir.context_dir(ctx.settings, deployment_id)
+    base = images.base_for(ctx.settings, row["runtime"], row["entity_type"])
+    base_id = images.image_id(ctx.docker, base)
+    if base_id is None:
+        raise BootFailed(f"Base image {base} is missing; run `deployer images build`")
+    digest = images.context_digest(context, base_id)
+    tag = f"{images.app_tag(deployment_id)}:{digest[:12]}"
+    if images.image_id(ctx.docker, tag):
+        system(ctx, deployment_id, f"image {tag} is up to date; not rebuilt")
+    else:
+        out = LineBatcher(ctx, deployment_id)
+        try:
+            with keep_alive(ctx, deployment_id, token):
+                images.stream_build(ctx.docker, context=images.tar_context(context), tag=tag, on_line=out)
+        finally:
+            out.flush()
+    save(ctx, deployment_id, image=tag)
+    return True
+
+
+def starting(ctx: Context, deployment_id: str, token: str) -> bool:
+    row = enter(ctx, deployment_id, token, Status.STARTING)
+    if row is None:
+        return False
+    s = ctx.settings
+    keypair = workdir.write_keypair(s, ctx.master_key, deployment_id)
+    url = entity_url(slug=row["slug"], port=row["port"], domain=s.wildcard_domain, scheme=s.public_scheme,
+                     skip_caddy=s.skip_caddy)  # fmt: skip
+    env = render_env(row["env"] or {}, entity_type=row["entity_type"], registry_url=s.registry_url, url=url,
+                     has_keypair=keypair is not None)  # fmt: skip
+    limits = containers.Limits(row["memory_mb"], row["cpu_millis"], s.container_tmpfs_mb, s.container_pids_limit)
+    spec = containers.container_spec(deployment_id=deployment_id, entity_type=row["entity_type"], image=row["image"],
+                                     port=row["port"], env=env, limits=limits, keypair_path=keypair)  # fmt: skip
+    container_id = containers.run(ctx.docker, spec)
+    save(ctx, deployment_id, container_id=container_id, host_url=url)
+    system(ctx, deployment_id, f"container {container_id[:12]} started on 127.0.0.1:{row['port']}")
+    return True
+
+
+def _boot_output(ctx: Context, container_id: str) -> str:
+    lines = containers.last_output(ctx.docker, container_id, 20)
+    return ("; last output:\n" + "\n".join(lines)) if lines else "; it printed nothing"
+
+
+def health_checking(ctx: Context, deployment_id: str, token: str) -> bool:
+    row = enter(ctx, deployment_id, token, Status.HEALTH_CHECKING)
+    if row is None:
+        return False
+    cid, timeout = row["container_id"], ctx.settings.boot_health_timeout_ms
+
+    def alive() -> bool:
+        st = containers.state(ctx.docker, cid)
+        return st is not None and st.running
+
+    with keep_alive(ctx, deployment_id, token):
+        outcome = wait_healthy(f"http://127.0.0.1:{row['port']}/health", timeout_ms=timeout, alive=alive,
+                               session=ctx.http)  # fmt: skip
+    if outcome == "healthy":
+        return True
+    st = containers.state(ctx.docker, cid)
+    if outcome == "died" and st is not None:
+        reason = "Container OOM-killed" if st.oom_killed else f"Container exited {st.exit_code} during boot"
+        save(ctx, deployment_id, last_exit_code=st.exit_code)
+        raise BootFailed(reason + _boot_output(ctx, cid))
+    raise BootFailed(f"Container did not become healthy within {timeout} ms" + _boot_output(ctx, cid))
+
+
+def registering_route(ctx: Context, deployment_id: str, token: str) -> bool:
+    row = enter(ctx, deployment_id, token, Status.REGISTERING_ROUTE)
+    if row is None:
+        return False
+    if ctx.caddy is None:
+        system(ctx, deployment_id, "route skipped (DEPLOYER_SKIP_CADDY)")
+        return True
+    ctx.caddy.ensure_server(ctx.settings.caddy_http_listen)
+    ctx.caddy.upsert_route(deployment_id, row["slug"], ctx.settings.wildcard_domain, row["port"])
+    system(ctx, deployment_id, f"route {row['slug']}.{ctx.settings.wildcard_domain} -> 127.0.0.1:{row['port']}")
+    return True
+
+
+def running(ctx: Context, deployment_id: str, token: str) -> bool:
+    row = enter(ctx, deployment_id, token, Status.RUNNING)
+    if row is None:
+        return False
+    entity = _entity_id(ctx, row["port"])
+    if entity:
+        save(ctx, deployment_id, entity_id=entity[:200])
+    return True
+
+
+def _entity_id(ctx: Context, port: int) -> str | None:
+    """Best effort: the agent card's id, if the agent publishes one."""
+    for path in ("/.well-known/agent-card.json", "/.well-known/agent.json"):
+        try:
+            resp = ctx.http.get(f"http://127.0.0.1:{port}{path}", timeout=1)
+            doc = resp.json() if resp.status_code == 200 else None
+        except (ValueError, OSError):
+            continue
+        if isinstance(doc, dict):
+            for key in ("id", "entity_id", "agent_id"):
+                if isinstance(doc.get(key), str) and doc[key]:
+                    return str(doc[key])
+    return None
+
+
+StageFn = Callable[[Context, str, str], bool]
+STAGES: dict[Status, StageFn] = {
+    Status.UNPACKING: unpacking,
+    Status.ALLOCATING_PORT: allocating_port,
+    Status.WRITING_CONFIG: writing_config,
+    Status.BUILDING: building,
+    Status.STARTING: starting,
+    Status.HEALTH_CHECKING: health_checking,
+    Status.REGISTERING_ROUTE: registering_route,
+    Status.RUNNING: running,
+}
+
+
+def stages_from(status: Status) -> list[Status]:
+    """The stages a driver runs when it takes a row in `status` (queued starts at unpacking)."""
+    start = Status.UNPACKING if status is Status.QUEUED else status
+    return list(PIPELINE[PIPELINE.index(start) :])

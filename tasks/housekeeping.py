@@ -1,0 +1,21 @@
+"""Periodic and kicked tasks that are not a single deployment's stage."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from deployer.drain import drain
+from deployer.teardown import reconcile_stops
+from tasks.context import context_for
+
+
+def register(app: Celery) -> None:
+    from tasks.stages import send_chain
+
+    @app.task(name="deployer.drain_queue")
+    def drain_queue() -> int:
+        return drain(context_for(app), lambda dep, token, status: send_chain(app, dep, token, status))
+
+    @app.task(name="deployer.reconcile_stops")
+    def reconcile_stops_task() -> int:
+        return reconcile_stops(context_for(app))
