@@ -117,6 +117,10 @@ class ApiClient:
         result: dict[str, Any] = self._call("POST", f"/api/deployments/{deployment_id}/stop")
         return result
 
+    def restart(self, deployment_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("POST", f"/api/deployments/{deployment_id}/restart")
+        return result
+
     def logs(self, deployment_id: str, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
         body = self._call("GET", f"/api/deployments/{deployment_id}/logs", params={"after": after, "limit": limit})
         lines: list[dict[str, Any]] = body["lines"]

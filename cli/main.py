@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -133,13 +134,102 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
     return env
 
 
+@main.group("images")
+def images_group() -> None:
+    """Base images (built once per machine) and the deployer's images on this host."""
+
+
+@images_group.command("bootstrap")
+@click.pass_context
+def images_bootstrap(ctx: click.Context) -> None:
+    """Make an offline Debian bookworm base by debootstrap + docker import (reused if present)."""
+    from cli.ops import docker_client, progress
+    from deployer.images import bootstrap_base
+
+    click.echo(bootstrap_base(docker_client(), _settings(ctx), progress))
+
+
+@images_group.command("build")
+@click.option(
+    "--base",
+    type=click.Choice(["auto", "public", "bootstrap"]),
+    default="auto",
+    show_default=True,
+    help="public: python/node images; bootstrap: the offline Debian base; auto: public if pullable",
+)
+@click.pass_context
+def images_build(ctx: click.Context, base: str) -> None:
+    """Build the four runtime base images from the Dockerfiles in the repo."""
+    from cli.ops import docker_client, progress
+    from deployer.images import bootstrap_base, build_base_images, public_bases_reachable
+
+    settings, client = _settings(ctx), docker_client()
+    if base == "auto":
+        base = "public" if public_bases_reachable(client, progress) else "bootstrap"
+    override = bootstrap_base(client, settings, progress) if base == "bootstrap" else None
+    for tag in build_base_images(client, settings, base_override=override, on_line=progress):
+        click.echo(tag)
+
+
+@images_group.command("list")
+def images_list() -> None:
+    """The deployer's labelled images on this host."""
+    from cli.ops import docker_client
+    from deployer.images import list_images
+
+    click.echo(f"{'ID':<14} {'ROLE':<10} {'SIZE MB':>8}  TAGS")
+    for row in list_images(docker_client()):
+        click.echo(f"{row['id'][7:19]:<14} {row['role']:<10} {row['size_mb']:>8}  {', '.join(row['tags'])}")
+
+
+@main.command()
+@click.option("--concurrency", "-c", type=int, help="Worker processes (default DEPLOYER_WORKER_CONCURRENCY)")
+@click.pass_context
+def worker(ctx: click.Context, concurrency: int | None) -> None:
+    """Run a Celery worker for the lifecycle stages and periodic task bodies."""
+    import os
+
+    from cli.ops import worker_cmd
+
+    cmd = worker_cmd(_settings(ctx), concurrency)
+    os.execv(cmd[0], cmd)  # noqa: S606 - replaces this process with the worker
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--skip-images", is_flag=True, help="Do not check or build the base images first")
+@click.pass_context
+def up(ctx: click.Context, host: str, port: int, skip_images: bool) -> None:
+    """Everything for a single host: web, worker, beat (and Caddy when it is not running). Ctrl-C stops all."""
+    from cli.ops import Supervisor, beat_cmd, caddy_cmd, caddy_reachable, ensure_images, worker_cmd
+
+    settings = _settings(ctx)
+    click.echo(f"data root {settings.data_root}; database {settings.database_url.split('@')[-1]}", err=True)
+    prepare(settings)
+    click.echo("migrations applied, master key ready", err=True)
+    if not skip_images:
+        ensure_images(settings)
+    sup = Supervisor()
+    if not settings.skip_caddy and not caddy_reachable(settings):
+        sup.start("caddy", caddy_cmd(settings))
+    sup.start("worker", worker_cmd(settings))
+    sup.start("beat", beat_cmd(settings))
+    sup.start("web", [sys.executable, "-m", "cli.main", "serve", "--host", host, "--port", str(port)])
+    click.echo(f"deployer is up on http://{host}:{port} (Ctrl-C stops everything)", err=True)
+    sys.exit(sup.run())
+
+
 @main.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--name", help="Deployment name (default: the config's name)")
 @click.option("--keypair", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="keypair.json")
 @click.option("--env", "env_pairs", multiple=True, metavar="K=V", help="Environment variable (repeatable)")
+@click.option("--follow", "-f", is_flag=True, help="Show each stage and log line until running or failed")
 @click.pass_context
-def deploy(ctx: click.Context, path: Path, name: str | None, keypair: Path | None, env_pairs: tuple[str, ...]) -> None:
+def deploy(
+    ctx: click.Context, path: Path, name: str | None, keypair: Path | None, env_pairs: tuple[str, ...], follow: bool
+) -> None:
     """Upload a project folder (zipped here) or a .zip file and queue its deployment."""
     env = _parse_env(env_pairs)
     if path.is_dir():
@@ -160,6 +250,18 @@ def deploy(ctx: click.Context, path: Path, name: str | None, keypair: Path | Non
     click.echo(f"runtime: {result['runtime']}")
     if result.get("url"):
         click.echo(f"url:     {result['url']}")
+    if follow:
+        _follow_to_end(client, result["id"])
+
+
+def _follow_to_end(client: ApiClient, deployment_id: str) -> None:
+    from cli.follow import follow as follow_logs
+
+    row = follow_logs(client, deployment_id)
+    if row["status"] == "running":
+        click.echo(f"running: {row['url'] or 'http://localhost:' + str(row['port'])}")
+        return
+    raise click.ClickException(f"{row['status']}: {row.get('error_message') or 'see the log above'}")
 
 
 def _ts(value: Any) -> str:
@@ -198,6 +300,47 @@ def stop(ctx: click.Context, deployment_id: str) -> None:
     """Stop a deployment (idempotent)."""
     result = _client(ctx).stop(deployment_id)
     click.echo(f"{result['id']}: {result['status']}")
+
+
+@main.command()
+@click.argument("deployment_id")
+@click.option("--follow", "-f", is_flag=True, help="Show each stage until running or failed")
+@click.pass_context
+def restart(ctx: click.Context, deployment_id: str, follow: bool) -> None:
+    """Restart a crashed, stopped or failed deployment from its built image."""
+    from cli.client import ApiError
+
+    client = _client(ctx)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            result = client.restart(deployment_id)
+            break
+        except ApiError as exc:  # "busy": the stop's teardown is still running
+            if exc.code != "busy" or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    click.echo(f"{result['id']}: {result['status']}")
+    if follow:
+        _follow_to_end(client, deployment_id)
+
+
+@main.command()
+@click.argument("deployment_id")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines")
+@click.option("--after", default=0, type=int, help="Only lines after this line number")
+@click.pass_context
+def logs(ctx: click.Context, deployment_id: str, follow: bool, after: int) -> None:
+    """Print a deployment's log (stdout, stderr and system lines)."""
+    from cli.follow import echo_line
+    from cli.follow import follow as follow_logs
+
+    client = _client(ctx)
+    if follow:
+        follow_logs(client, deployment_id, until=None, after=after)
+        return
+    for line in client.logs(deployment_id, after=after, limit=2000):
+        echo_line(line)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from deployer.errors import AtCapacity, Conflict, InvalidRequest, NotFound
+from deployer.errors import AtCapacity, Busy, Conflict, InvalidRequest, NotFound
 from deployer.models import Deployment, DeploymentLog, utcnow
 from deployer.states import ACTIVE, TERMINAL, Status
 from deployer.transitions import OnTransition, transition
@@ -127,7 +127,9 @@ def request_restart(
         "error_message": None, "driver_token": None, "heartbeat_at": None, "drive_attempts": 0,
         "restart_count": _deployment.c.restart_count + 1, "started_at": None, "stopped_at": None,
     }  # fmt: skip
+    # Only a row that holds nothing any more: a teardown still running would race the new pipeline.
+    idle = {"driver_token": None, "container_id": None}
     if not transition(engine, deployment_id, expected=status, to=Status.QUEUED, message="restart requested",
-                      values=values, now=now, on_transition=on_transition):  # fmt: skip
-        raise Conflict("deployment changed while restarting; try again")
+                      values=values, where=idle, now=now, on_transition=on_transition):  # fmt: skip
+        raise Busy("deployment is still being torn down; retry in a moment")
     return Status.QUEUED.value

@@ -58,6 +58,11 @@ class Conflict(DeployerError):
     code = "conflict"
 
 
+class Busy(DeployerError):
+    status = 409
+    code = "busy"
+
+
 class PortExhausted(DeployerError):
     status = 503
     code = "PORT_EXHAUSTED"

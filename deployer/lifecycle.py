@@ -30,7 +30,7 @@ from deployer.loglines import append_system
 from deployer.models import Deployment
 from deployer.secrets import read_encrypted
 from deployer.states import PIPELINE, Status
-from deployer.teardown import teardown
+from deployer.teardown import stop_teardown
 from deployer.transitions import transition
 from deployer.uploads import bundle_path
 
@@ -94,7 +94,7 @@ def enter(ctx: Context, deployment_id: str, token: str, stage: Status) -> Row | 
     if row is None:
         return None
     if row["status"] == Status.STOPPED:
-        teardown(ctx, deployment_id)
+        stop_teardown(ctx, deployment_id)
         return None
     if row["driver_token"] != token:
         return None
@@ -158,7 +158,8 @@ def writing_config(ctx: Context, deployment_id: str, token: str) -> bool:
         path = workdir.app_dir(s, deployment_id) / info.config_file
         path.write_text(json.dumps(rewrite_config(json.loads(path.read_text()), registry_url=s.registry_url), indent=2))
     base = images.base_for(s, info.runtime, info.entity_type)
-    labels = {"deployer.managed": "true", "deployer.deployment": deployment_id, "deployer.role": "app"}
+    # Nothing deployment-specific in the image: identical bundles then share Docker's build cache.
+    labels = {"deployer.managed": "true", "deployer.role": "app"}
     wheels = _copy_wheels(ctx, deployment_id)
     dockerfile = images.render_app_dockerfile(
         base, info.launch, labels=labels, pip_index_url=s.pip_index_url, npm_registry=s.npm_registry, has_wheels=wheels
@@ -213,8 +214,7 @@ def building(ctx: Context, deployment_id: str, token: str) -> bool:
     else:
         out = LineBatcher(ctx, deployment_id)
         try:
-            with keep_alive(ctx, deployment_id, token):
-                images.stream_build(ctx.docker, context=images.tar_context(context), tag=tag, on_line=out)
+            images.stream_build(ctx.docker, context=images.tar_context(context), tag=tag, on_line=out)
         finally:
             out.flush()
     save(ctx, deployment_id, image=tag)
@@ -255,8 +255,7 @@ def health_checking(ctx: Context, deployment_id: str, token: str) -> bool:
         st = containers.state(ctx.docker, cid)
         return st is not None and st.running
 
-    with keep_alive(ctx, deployment_id, token):
-        outcome = wait_healthy(f"http://127.0.0.1:{row['port']}/health", timeout_ms=timeout, alive=alive,
+    outcome = wait_healthy(f"http://127.0.0.1:{row['port']}/health", timeout_ms=timeout, alive=alive,
                                session=ctx.http)  # fmt: skip
     if outcome == "healthy":
         return True
@@ -317,6 +316,12 @@ STAGES: dict[Status, StageFn] = {
     Status.REGISTERING_ROUTE: registering_route,
     Status.RUNNING: running,
 }
+
+
+def run_stage(ctx: Context, stage: Status, deployment_id: str, token: str) -> bool:
+    """Run one stage, heartbeating all the while so drain_queue does not take the row for abandoned."""
+    with keep_alive(ctx, deployment_id, token):
+        return STAGES[stage](ctx, deployment_id, token)
 
 
 def stages_from(status: Status) -> list[Status]:

@@ -6,6 +6,9 @@ collected into one system line.
 
 from __future__ import annotations
 
+import logging
+import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select, update
@@ -22,9 +25,36 @@ if TYPE_CHECKING:
 
 _dep = Deployment.__table__  # type: ignore[attr-defined]
 _ports = PortAllocation.__table__  # type: ignore[attr-defined]
+TEARDOWN = "teardown-"
+log = logging.getLogger(__name__)
 
 
-def teardown(ctx: Context, deployment_id: str, *, keep_container: bool = False) -> list[str]:
+def claim_teardown(ctx: Context, deployment_id: str) -> str | None:
+    """Mark a stopped row as being torn down by this caller; None if another teardown holds it.
+
+    Restart waits for the mark to clear, so a teardown never races the pipeline of a restarted row.
+    """
+    marker = f"{TEARDOWN}{uuid.uuid4().hex[:24]}"  # fits driver_token's 36 characters
+    stale = ctx.now() - timedelta(seconds=ctx.settings.stage_lease_sec)
+    with ctx.engine.begin() as conn:
+        won = conn.execute(
+            update(_dep)
+            .where(
+                _dep.c.id == deployment_id,
+                _dep.c.status == Status.STOPPED.value,
+                or_(
+                    _dep.c.driver_token.is_(None),
+                    ~_dep.c.driver_token.startswith(TEARDOWN),
+                    _dep.c.heartbeat_at < stale,
+                ),
+            )
+            .values(driver_token=marker, heartbeat_at=ctx.now())
+        ).rowcount
+    return marker if won == 1 else None
+
+
+def teardown(ctx: Context, deployment_id: str, *, marker: str | None = None, keep_container: bool = False) -> list[str]:
+    """Remove what the deployment holds; then clear its driver (only if it still holds `marker`)."""
     errors: list[str] = []
 
     def step(name: str, fn: Any) -> None:
@@ -45,7 +75,8 @@ def teardown(ctx: Context, deployment_id: str, *, keep_container: bool = False) 
         values: dict[str, Any] = {"driver_token": None, "updated_at": ctx.now()}
         if not keep_container:
             values["container_id"] = None
-        conn.execute(update(_dep).where(_dep.c.id == deployment_id).values(**values))
+        owned = [_dep.c.driver_token == marker] if marker else []
+        conn.execute(update(_dep).where(_dep.c.id == deployment_id, *owned).values(**values))
         if errors:
             append_system(conn, deployment_id, scrub("teardown errors: " + "; ".join(errors)), now=ctx.now())
     return errors
@@ -82,11 +113,22 @@ def stopped_holding_resources(ctx: Context, limit: int = 100) -> list[str]:
         return [str(r) for r in conn.execute(query).scalars()]
 
 
+def stop_teardown(ctx: Context, deployment_id: str) -> bool:
+    marker = claim_teardown(ctx, deployment_id)
+    if marker is None:
+        return False
+    teardown(ctx, deployment_id, marker=marker)
+    with ctx.engine.begin() as conn:
+        append_system(conn, deployment_id, "stopped: container, route, port and keypair removed", now=ctx.now())
+    return True
+
+
 def reconcile_stops(ctx: Context) -> int:
     """Tear down every stopped row that still holds a container, a port or a driver."""
-    ids = stopped_holding_resources(ctx)
-    for deployment_id in ids:
-        teardown(ctx, deployment_id)
-        with ctx.engine.begin() as conn:
-            append_system(conn, deployment_id, "stopped: container, route, port and keypair removed", now=ctx.now())
-    return len(ids)
+    done = 0
+    for deployment_id in stopped_holding_resources(ctx):
+        try:
+            done += stop_teardown(ctx, deployment_id)
+        except Exception:  # one row's trouble must not keep the others holding resources
+            log.exception("teardown of %s failed; retried on the next pass", deployment_id)
+    return done

@@ -8,7 +8,7 @@ import requests
 from celery import Celery, chain
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
-from deployer.lifecycle import STAGES, StageFn, stages_from
+from deployer.lifecycle import STAGES, run_stage, stages_from
 from deployer.settings import Settings
 from deployer.states import Status
 from deployer.teardown import fail
@@ -22,15 +22,15 @@ def stage_task_name(stage: Status) -> str:
     return f"deployer.stage.{stage.value}"
 
 
-def _make_stage(app: Celery, stage: Status, fn: StageFn, settings: Settings) -> None:
+def _make_stage(app: Celery, stage: Status, settings: Settings) -> None:
     hard = stage_limit(stage.value, settings)
 
     @app.task(name=stage_task_name(stage), bind=True, acks_late=True, time_limit=hard, soft_time_limit=int(hard * 0.9),
               max_retries=2)  # fmt: skip
-    def run_stage(self: Any, deployment_id: str, token: str) -> None:
+    def stage_task(self: Any, deployment_id: str, token: str) -> None:
         ctx = context_for(app)
         try:
-            proceed = fn(ctx, deployment_id, token)
+            proceed = run_stage(ctx, stage, deployment_id, token)
         except TRANSIENT as exc:
             raise self.retry(exc=exc, countdown=1) from None
         except SoftTimeLimitExceeded:
@@ -40,8 +40,8 @@ def _make_stage(app: Celery, stage: Status, fn: StageFn, settings: Settings) -> 
 
 
 def register(app: Celery, settings: Settings) -> None:
-    for stage, fn in STAGES.items():
-        _make_stage(app, stage, fn, settings)
+    for stage in STAGES:
+        _make_stage(app, stage, settings)
 
     @app.task(name="deployer.stage_failed")
     def stage_failed(request: Any, exc: BaseException, traceback: Any) -> None:

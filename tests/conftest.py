@@ -166,7 +166,11 @@ def make_deployment_row(engine: Engine, **overrides: Any) -> str:
 
 class LiveServer:
     def __init__(self, app: Any) -> None:
+        import logging
+
         from werkzeug.serving import make_server
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
         self.app = app
         self._server = make_server("127.0.0.1", 0, app, threaded=True)

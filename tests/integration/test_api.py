@@ -6,7 +6,6 @@ import json
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -17,29 +16,11 @@ from deployer.models import Deployment
 from deployer.secrets import ensure_master_key, read_encrypted
 from deployer.settings import Settings, load_settings
 from tests.conftest import LiveServer
+from tests.stack import Api
 from tests.zips import KEYPAIR, PRIVATE_KEY, agent_zip, make_zip, zip_folder
 
 SAMPLES = Path(__file__).parents[2] / "samples"
 _dep = Deployment.__table__  # type: ignore[attr-defined]
-
-
-class Api:
-    def __init__(self, server: LiveServer, token: str) -> None:
-        self.url = server.url
-        self.s = requests.Session()
-        self.s.headers["Authorization"] = f"Bearer {token}"
-
-    def upload(self, bundle: bytes, keypair: bytes | None = KEYPAIR, **form: str) -> requests.Response:
-        files: dict[str, Any] = {"project.zip": ("project.zip", bundle, "application/zip")}
-        if keypair is not None:
-            files["keypair.json"] = ("keypair.json", keypair, "application/json")
-        return self.s.post(f"{self.url}/api/deployments", files=files, data=form, timeout=30)
-
-    def get(self, path: str, **params: Any) -> requests.Response:
-        return self.s.get(f"{self.url}{path}", params=params, timeout=30)
-
-    def post(self, path: str) -> requests.Response:
-        return self.s.post(f"{self.url}{path}", timeout=30)
 
 
 @pytest.fixture
@@ -51,7 +32,7 @@ def kicks() -> list[str]:
 def api(make_live_server: Callable[..., LiveServer], settings: Settings, engine: Engine, kicks: list[str]) -> Api:
     server = make_live_server(settings, kick=kicks.append)
     _, token = tokens.create_token(engine, "tests")
-    return Api(server, token)
+    return Api(server.url, token)
 
 
 def rows(engine: Engine) -> int:
@@ -190,7 +171,7 @@ def test_a_hostile_upload_is_refused_clearly_and_leaves_nothing_behind(
     case: str, bundle: Callable[[], bytes], keypair: bytes | None, form: dict[str, str], status: int, problem: str,
 ) -> None:  # fmt: skip
     server = make_live_server(small_limits)
-    api = Api(server, tokens.create_token(engine, "t")[1])
+    api = Api(server.url, tokens.create_token(engine, "t")[1])
     scratch_before = upload_scratch_dirs()
     resp = api.upload(bundle(), keypair, **form)
     assert resp.status_code == status, resp.text
@@ -208,7 +189,7 @@ def test_a_missing_bundle_field_is_a_400(api: Api) -> None:
 def test_a_zip_over_the_upload_limit_is_a_413(
     make_live_server: Callable[..., LiveServer], small_limits: Settings, engine: Engine
 ) -> None:
-    api = Api(make_live_server(small_limits), tokens.create_token(engine, "t")[1])
+    api = Api(make_live_server(small_limits).url, tokens.create_token(engine, "t")[1])
     import os
 
     big = make_zip({"agent.config.json": '{"name":"abc"}', "agent.py": "", "blob": os.urandom(1_200_000)})
@@ -223,7 +204,7 @@ def test_a_taken_slug_is_a_409_and_keeps_no_files(
     make_live_server: Callable[..., LiveServer], settings: Settings, engine: Engine
 ) -> None:
     server = make_live_server(settings, slug_suffix=lambda _n: "abcdef")
-    api = Api(server, tokens.create_token(engine, "t")[1])
+    api = Api(server.url, tokens.create_token(engine, "t")[1])
     assert api.upload(agent_zip("Same Name")).status_code == 201
     resp = api.upload(agent_zip("Same Name"))
     assert resp.status_code == 409 and "same-name-abcdef" in resp.json()["error"]["message"]
@@ -234,7 +215,7 @@ def test_uploads_past_capacity_are_a_503(
     make_live_server: Callable[..., LiveServer], settings_env: dict[str, str], engine: Engine
 ) -> None:
     settings = load_settings({**settings_env, "DEPLOYER_MAX_ACTIVE": "2"})
-    api = Api(make_live_server(settings), tokens.create_token(engine, "t")[1])
+    api = Api(make_live_server(settings).url, tokens.create_token(engine, "t")[1])
     first = api.upload(agent_zip("one"))
     assert api.upload(agent_zip("two")).status_code == 201
     resp = api.upload(agent_zip("three"))

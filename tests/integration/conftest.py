@@ -1,0 +1,137 @@
+"""A whole deployer on real services for lifecycle tests: Postgres, Redis broker, Docker, Caddy,
+a Celery worker and beat as separate processes, and the web app on a loopback port."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from sqlalchemy import Engine, select
+
+from deployer import containers, tokens
+from deployer.caddy import CaddyAdmin
+from deployer.db import make_engine, upgrade
+from deployer.images import ensure_base_images
+from deployer.models import Deployment
+from deployer.settings import Settings, load_settings
+from tests.conftest import LiveServer
+from tests.stack import Api, Caddy, CeleryProcess
+
+_dep = Deployment.__table__  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Any:
+    import docker
+
+    return docker.from_env(timeout=600)
+
+
+@pytest.fixture(scope="session")
+def base_images(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The four runtime bases; bootstrapped offline from Debian once per machine when no registry answers."""
+    settings = load_settings({"DEPLOYER_DATA_ROOT": str(tmp_path_factory.mktemp("images"))})
+    ensure_base_images(docker_client, settings, lambda line: print(line))
+
+
+@pytest.fixture(scope="session")
+def caddy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Caddy]:
+    c = Caddy(tmp_path_factory.mktemp("caddy"))
+    yield c
+    c.close()
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    engine: Engine
+    api: Api
+    docker: Any
+    caddy: Caddy
+    logdir: Path
+    worker: CeleryProcess
+    beat: CeleryProcess
+    extra: list[CeleryProcess] = field(default_factory=list)
+
+    def restart_worker(self) -> None:
+        self.worker = CeleryProcess(self.settings, "worker", self.logdir)
+
+    def container(self, deployment_id: str) -> Any | None:
+        return containers.get(self.docker, containers.container_name(deployment_id))
+
+    def port_rows(self, deployment_id: str) -> int:
+        from deployer.models import PortAllocation
+
+        table = PortAllocation.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            return len(conn.execute(select(table).where(table.c.deployment_id == deployment_id)).all())
+
+    def routes(self) -> list[str]:
+        return self.caddy.route_ids(self.settings.caddy_server_name)
+
+
+def stack_settings(base: dict[str, str], **overrides: str) -> Settings:
+    return load_settings({**base, **overrides})
+
+
+@pytest.fixture(scope="session")
+def stack_env(
+    tmp_path_factory: pytest.TempPathFactory, new_pg_database: Callable[[], str], redis_url: str, caddy: Caddy
+) -> dict[str, str]:
+    db = new_pg_database()
+    engine = make_engine(db)
+    upgrade(engine)
+    engine.dispose()
+    broker = redis_url.rsplit("/", 1)[0] + "/5"
+    redis.Redis.from_url(broker).flushdb()
+    lo = 15000
+    return {
+        "DEPLOYER_DATA_ROOT": str(tmp_path_factory.mktemp("stack") / "data"),
+        "DATABASE_URL": db,
+        "CELERY_BROKER_URL": broker,
+        "CADDY_ADMIN_URL": caddy.admin_url,
+        "CADDY_HTTP_LISTEN": f"127.0.0.1:{caddy.http_port}",
+        "CADDY_SERVER_NAME": f"test-{uuid.uuid4().hex[:8]}",
+        "DEPLOYER_WILDCARD_DOMAIN": "apps.test",
+        "DEPLOYER_PUBLIC_SCHEME": "http",
+        "DEPLOYER_STAGE_LEASE_SEC": "5",
+        "DEPLOYER_BOOT_HEALTH_TIMEOUT_MS": "10000",
+        "DEPLOYER_STOP_GRACE_SEC": "2",
+        "DEPLOYER_CONTAINER_MEM_MB": "256",
+        "DEPLOYER_CONTAINER_CPU_MILLIS": "500",
+        "DEPLOYER_PORT_MIN": str(lo),
+        "DEPLOYER_PORT_MAX": str(lo + 999),
+    }
+
+
+@pytest.fixture(scope="session")
+def stack(stack_env: dict[str, str], base_images: None, docker_client: Any, caddy: Caddy,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:  # fmt: skip
+    from web import create_app
+
+    settings = stack_settings(stack_env)
+    engine = make_engine(settings.database_url)
+    logdir = tmp_path_factory.mktemp("stack-logs")
+    worker = CeleryProcess(settings, "worker", logdir)
+    beat = CeleryProcess(settings, "beat", logdir)
+    server = LiveServer(create_app(settings))
+    api = Api(server.url, tokens.create_token(engine, f"stack-{uuid.uuid4().hex[:6]}")[1])
+    s = Stack(settings, engine, api, docker_client, caddy, logdir, worker, beat)
+    yield s
+    server.close()
+    s.worker.stop()
+    s.beat.stop()
+    with engine.connect() as conn:
+        ids = [str(i) for i in conn.execute(select(_dep.c.id)).scalars()]
+    for dep in ids:
+        containers.remove(docker_client, containers.container_name(dep), grace_sec=0)
+    admin = CaddyAdmin(settings.caddy_admin_url, settings.caddy_server_name, settings.data_root / "caddy.lock")
+    for dep in ids:
+        admin.remove_route(dep)
+    server.app.extensions["deployer"].engine.dispose()
+    engine.dispose()
