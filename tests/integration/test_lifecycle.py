@@ -174,3 +174,17 @@ def test_twenty_deployments_submitted_at_once_all_run_on_distinct_ports(stack: S
         api.post(f"/api/deployments/{c['id']}/stop")
     for c in created:
         api.wait_status(c["id"], "stopped")
+
+
+@pytest.mark.parametrize("stage", ["building", "health_checking"])
+def test_a_worker_killed_mid_stage_is_replaced_and_the_deployment_still_settles(stack: Stack, stage: str) -> None:
+    api = stack.api
+    env = {"BOOT_DELAY": "6"} if stage == "health_checking" else {}
+    dep = api.upload(agent_bundle(SERVER), env=json.dumps(env)).json()["id"]  # unique content: a real build
+    wait_for(lambda: api.row(dep)["status"] == stage, timeout=120, what=stage, interval=0.02)
+    stack.worker.kill()  # SIGKILL the worker and its pool mid-stage
+    stack.restart_worker()
+    row = api.wait_status(dep, "running", "failed", timeout=300)
+    assert row["status"] == "running", "\n".join(api.lines(dep))
+    assert api.lines(dep).count(f"status: {stage}") == 1  # resumed in place, not re-entered
+    api.post(f"/api/deployments/{dep}/stop")

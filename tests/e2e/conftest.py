@@ -1,0 +1,3 @@
+from tests.integration.conftest import base_images, docker_client
+
+__all__ = ["base_images", "docker_client"]
