@@ -13,4 +13,5 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     return {
         "drain-queue": {"task": "deployer.drain_queue", "schedule": 1.0, "options": fast},
         "reconcile-stops": {"task": "deployer.reconcile_stops", "schedule": 1.0, "options": fast},
+        "reconcile-runtime": {"task": "deployer.reconcile_runtime", "schedule": 30.0, "options": {"expires": 25}},
     }

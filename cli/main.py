@@ -196,12 +196,31 @@ def worker(ctx: click.Context, concurrency: int | None) -> None:
 
 
 @main.command()
+@click.pass_context
+def watch(ctx: click.Context) -> None:
+    """Watch this Docker host: crashes, log tailers, reconciliation, restart policy (one per host)."""
+    import logging
+    import signal
+
+    from deployer.context import build_context
+    from deployer.watcher import Watcher
+    from tasks.kick import make_kicker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = _settings(ctx)
+    watcher = Watcher(build_context(settings), kick=make_kicker(settings))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: watcher.stop_event.set())
+    watcher.run()
+
+
+@main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--skip-images", is_flag=True, help="Do not check or build the base images first")
 @click.pass_context
 def up(ctx: click.Context, host: str, port: int, skip_images: bool) -> None:
-    """Everything for a single host: web, worker, beat (and Caddy when it is not running). Ctrl-C stops all."""
+    """Everything for a single host: web, worker, beat, watcher (and Caddy if not running). Ctrl-C stops all."""
     from cli.ops import Supervisor, beat_cmd, caddy_cmd, caddy_reachable, ensure_images, worker_cmd
 
     settings = _settings(ctx)
@@ -215,6 +234,7 @@ def up(ctx: click.Context, host: str, port: int, skip_images: bool) -> None:
         sup.start("caddy", caddy_cmd(settings))
     sup.start("worker", worker_cmd(settings))
     sup.start("beat", beat_cmd(settings))
+    sup.start("watcher", [sys.executable, "-m", "cli.main", "watch"])
     sup.start("web", [sys.executable, "-m", "cli.main", "serve", "--host", host, "--port", str(port)])
     click.echo(f"deployer is up on http://{host}:{port} (Ctrl-C stops everything)", err=True)
     sys.exit(sup.run())

@@ -113,7 +113,8 @@ class CaddyAdmin:
 
     def route_ids(self) -> list[str]:
         resp = self._request("GET", f"/config/apps/http/servers/{self.server}/routes")
-        if resp.status_code == 404 or resp.json() is None:
+        # 404, or 400 "invalid traversal path" while the http app does not exist yet: no routes
+        if resp.status_code in (400, 404) or resp.json() is None:
             return []
         self._check(resp, "list routes")
         return [r.get("@id", "") for r in resp.json()]

@@ -131,4 +131,8 @@ def last_output(client: Any, name_or_id: str, lines: int = 50) -> list[str]:
 
 
 def managed(client: Any) -> list[Any]:
-    return list(client.containers.list(all=True, filters={"label": f"{MANAGED_LABEL}=true"}))
+    """Deployment containers. Images pass their labels to every container made from them (build steps
+    too), so only a container that names its deployment counts."""
+    return list(
+        client.containers.list(all=True, filters={"label": [f"{MANAGED_LABEL}=true", "deployer.deployment"]})
+    )

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from deployer.caddy import CaddyAdmin
 from deployer.db import make_engine
+from deployer.events import Publisher, publisher_for
 from deployer.models import utcnow
 from deployer.secrets import MasterKey, ensure_master_key
 from deployer.settings import Settings
@@ -28,6 +29,7 @@ class Context:
     http: requests.Session = field(default_factory=requests.Session)
     now: Callable[[], datetime] = utcnow
     on_transition: OnTransition | None = None
+    publisher: Publisher | None = None
 
 
 def caddy_for(settings: Settings) -> CaddyAdmin | None:
@@ -39,6 +41,10 @@ def caddy_for(settings: Settings) -> CaddyAdmin | None:
 def build_context(settings: Settings, **overrides: Any) -> Context:
     import docker
 
+    publisher = publisher_for(settings.redis_url)
+    if publisher is not None:
+        overrides.setdefault("on_transition", publisher.status)
+        overrides.setdefault("publisher", publisher)
     parts: dict[str, Any] = {
         "settings": settings,
         "engine": overrides.pop("engine", None) or make_engine(settings.database_url),

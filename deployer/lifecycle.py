@@ -23,6 +23,7 @@ from deployer import containers, images, ports, workdir
 from deployer.archive import Limits, extract
 from deployer.bundle import BundleInfo, inspect_bundle
 from deployer.context import Context
+from deployer.crashes import crash_reason
 from deployer.envblock import entity_url, render_env, rewrite_config
 from deployer.errors import DeployerError
 from deployer.health import wait_healthy
@@ -261,7 +262,7 @@ def health_checking(ctx: Context, deployment_id: str, token: str) -> bool:
         return True
     st = containers.state(ctx.docker, cid)
     if outcome == "died" and st is not None:
-        reason = "Container OOM-killed" if st.oom_killed else f"Container exited {st.exit_code} during boot"
+        reason = crash_reason(st.exit_code, st.oom_killed, row["memory_mb"]) + " during boot"
         save(ctx, deployment_id, last_exit_code=st.exit_code)
         raise BootFailed(reason + _boot_output(ctx, cid))
     raise BootFailed(f"Container did not become healthy within {timeout} ms" + _boot_output(ctx, cid))

@@ -51,6 +51,11 @@ class Deployment(SQLModel, table=True):
     driver_token: str | None = Field(default=None, max_length=36)
     heartbeat_at: datetime | None = _ts()
     drive_attempts: int = 0
+    # Docker timestamps (ns) of the last stored stdout and stderr lines: a resuming tailer skips what
+    # is not newer, per stream (each stream is stamped in order; the two are not ordered together).
+    log_cursor_out_ns: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    log_cursor_err_ns: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+    health_failures: int = 0
     created_at: datetime = Field(
         default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
     )

@@ -89,6 +89,7 @@ class Settings:
     stage_lease_sec: int = _var(
         "DEPLOYER_STAGE_LEASE_SEC", 30, "s", "A boot stage silent this long is resumed by another worker", min=2
     )
+    queue: str = _var("DEPLOYER_QUEUE", "deployer", "name", "Celery queue (lets installations share a broker)")
     worker_concurrency: int = _var("DEPLOYER_WORKER_CONCURRENCY", 8, "count", "Worker processes", min=1)
     debian_mirror: str = _var(
         "DEPLOYER_DEBIAN_MIRROR", "http://deb.debian.org/debian", "url", "Mirror for `images bootstrap`"

@@ -72,9 +72,8 @@ def teardown(ctx: Context, deployment_id: str, *, marker: str | None = None, kee
     step("keypair", lambda: workdir.remove_keypair(ctx.settings, deployment_id))
     step("workdir", lambda: workdir.remove(ctx.settings, deployment_id))
     with ctx.engine.begin() as conn:
-        values: dict[str, Any] = {"driver_token": None, "updated_at": ctx.now()}
-        if not keep_container:
-            values["container_id"] = None
+        # A kept (crashed) container is left for inspection but no longer counts as the row's.
+        values: dict[str, Any] = {"driver_token": None, "container_id": None, "updated_at": ctx.now()}
         owned = [_dep.c.driver_token == marker] if marker else []
         conn.execute(update(_dep).where(_dep.c.id == deployment_id, *owned).values(**values))
         if errors:
@@ -82,13 +81,13 @@ def teardown(ctx: Context, deployment_id: str, *, marker: str | None = None, kee
     return errors
 
 
-def fail(ctx: Context, deployment_id: str, message: str) -> bool:
+def fail(ctx: Context, deployment_id: str, message: str, *, values: dict[str, Any] | None = None) -> bool:
     """Move a booting row to failed with a scrubbed message and clean up. False if it was not booting."""
     clean = scrub(message)
     first_line = clean.splitlines()[0] if clean else "failed"
     won = transition(
         ctx.engine, deployment_id, expected=BOOTING, to=Status.FAILED, message=first_line,
-        values={"error_message": clean}, now=ctx.now, on_transition=ctx.on_transition,
+        values={"error_message": clean, **(values or {})}, now=ctx.now, on_transition=ctx.on_transition,
     )  # fmt: skip
     if won:
         rest = clean.splitlines()[1:]

@@ -60,7 +60,7 @@ def create_celery(settings: Settings) -> Celery:
         broker_transport_options=broker_options(settings),
         task_ignore_result=True,
         result_backend=None,
-        task_default_queue="deployer",
+        task_default_queue=settings.queue,
         task_time_limit=HOUSEKEEPING_LIMIT,
         task_soft_time_limit=HOUSEKEEPING_LIMIT - 10,
         beat_schedule=beat_schedule(settings),

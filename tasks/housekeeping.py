@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from deployer.drain import drain
+from deployer.reconcile import reconcile_runtime
 from deployer.teardown import reconcile_stops
 from tasks.context import context_for
 
@@ -15,6 +16,11 @@ def register(app: Celery) -> None:
     @app.task(name="deployer.drain_queue")
     def drain_queue() -> int:
         return drain(context_for(app), lambda dep, token, status: send_chain(app, dep, token, status))
+
+    @app.task(name="deployer.reconcile_runtime")
+    def reconcile_runtime_task() -> dict[str, list[str]]:
+        report = reconcile_runtime(context_for(app))
+        return {"crashed": report.crashed, "removed": report.removed, "routes": report.routes}
 
     @app.task(name="deployer.reconcile_stops")
     def reconcile_stops_task() -> int:

@@ -90,7 +90,7 @@ class CeleryProcess:
         self.log_path = logdir / f"{kind}-{time.monotonic_ns()}.log"
         self.log = self.log_path.open("wb")
         if kind == "worker":
-            args = ["worker", "-l", "info", "-c", "8", "-Q", "deployer", "--without-mingle", "--without-gossip",
+            args = ["worker", "-l", "info", "-c", "8", "-Q", settings.queue, "--without-mingle", "--without-gossip",
                     "-n", f"test-{time.monotonic_ns()}@%h"]  # fmt: skip
         else:
             args = ["beat", "-l", "info", "-s", str(logdir / f"beat-{time.monotonic_ns()}")]
@@ -160,3 +160,38 @@ class Api:
         except AssertionError:
             raise AssertionError(f"{self.row(deployment_id)}\n" + "\n".join(self.lines(deployment_id)[-40:])) from None
         return result
+
+
+class WatcherProcess:
+    """`deployer watch` in its own process group, with extra environment on top of the settings."""
+
+    def __init__(self, settings: Settings, logdir: Path, **env: str) -> None:
+        logdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = logdir / f"watcher-{time.monotonic_ns()}.log"
+        self.log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "watch"], env={**settings_env(settings), **env},
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=Path(__file__).parents[1],
+        )  # fmt: skip
+        wait_for(lambda: b"start-up reconciliation" in self.log_path.read_bytes() or self._dead(), timeout=60,
+                 what="watcher start")  # fmt: skip
+
+    def _dead(self) -> bool:
+        if self.proc.poll() is not None:
+            raise AssertionError(f"watcher exited:\n{self.log_path.read_text()[-3000:]}")
+        return False
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=20)
+        self.log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.log.close()

@@ -10,8 +10,10 @@ from flask import Flask, current_app
 from sqlalchemy import Engine
 
 from deployer.db import make_engine
+from deployer.events import publisher_for
 from deployer.secrets import MasterKey, ensure_master_key
 from deployer.settings import Settings, load_settings
+from deployer.transitions import OnTransition
 from tasks.kick import make_kicker
 
 Kick = Callable[[str], None]  # asks the workers to run a named task now (e.g. "drain_queue")
@@ -24,6 +26,7 @@ class Services:
     master_key: MasterKey
     kick: Kick
     slug_suffix: Callable[[int], str]
+    on_transition: OnTransition | None = None
 
 
 def services() -> Services:
@@ -56,6 +59,7 @@ def create_app(
         master_key=master_key or ensure_master_key(settings.age_identity_path),
         kick=kick or make_kicker(settings),
         slug_suffix=slug_suffix or secrets.token_hex,
+        on_transition=(publisher.status if (publisher := publisher_for(settings.redis_url)) else None),
     )
     errors.init_app(app)
     app.register_blueprint(api.bp)

@@ -91,7 +91,7 @@ def get_deployment(deployment_id: str) -> Response:
 @bp.delete("/deployments/<deployment_id>")
 def stop_deployment(deployment_id: str) -> tuple[Response, int]:
     svc = services()
-    status = deployments.request_stop(svc.engine, deployment_id)
+    status = deployments.request_stop(svc.engine, deployment_id, on_transition=svc.on_transition)
     svc.kick("reconcile_stops")
     return jsonify({"id": deployment_id, "status": status}), 202
 
@@ -99,7 +99,9 @@ def stop_deployment(deployment_id: str) -> tuple[Response, int]:
 @bp.post("/deployments/<deployment_id>/restart")
 def restart_deployment(deployment_id: str) -> tuple[Response, int]:
     svc = services()
-    status = deployments.request_restart(svc.engine, deployment_id, max_active=svc.settings.max_active)
+    status = deployments.request_restart(
+        svc.engine, deployment_id, max_active=svc.settings.max_active, on_transition=svc.on_transition
+    )
     svc.kick("drain_queue")
     return jsonify({"id": deployment_id, "status": status}), 202
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from deployer.images import ensure_base_images
 from deployer.models import Deployment
 from deployer.settings import Settings, load_settings
 from tests.conftest import LiveServer
-from tests.stack import Api, Caddy, CeleryProcess
+from tests.stack import Api, Caddy, CeleryProcess, WatcherProcess
 
 _dep = Deployment.__table__  # type: ignore[attr-defined]
 
@@ -56,10 +56,14 @@ class Stack:
     logdir: Path
     worker: CeleryProcess
     beat: CeleryProcess
-    extra: list[CeleryProcess] = field(default_factory=list)
+    watcher: WatcherProcess
 
     def restart_worker(self) -> None:
         self.worker = CeleryProcess(self.settings, "worker", self.logdir)
+
+    def restart_watcher(self, **env: str) -> None:
+        self.watcher.stop()
+        self.watcher = WatcherProcess(self.settings, self.logdir, **env)
 
     def container(self, deployment_id: str) -> Any | None:
         return containers.get(self.docker, containers.container_name(deployment_id))
@@ -97,6 +101,7 @@ def stack_env(
         "CADDY_ADMIN_URL": caddy.admin_url,
         "CADDY_HTTP_LISTEN": f"127.0.0.1:{caddy.http_port}",
         "CADDY_SERVER_NAME": f"test-{uuid.uuid4().hex[:8]}",
+        "DEPLOYER_QUEUE": f"test-{uuid.uuid4().hex[:8]}",  # a stray worker of another run cannot take our tasks
         "DEPLOYER_WILDCARD_DOMAIN": "apps.test",
         "DEPLOYER_PUBLIC_SCHEME": "http",
         "DEPLOYER_STAGE_LEASE_SEC": "5",
@@ -117,15 +122,26 @@ def stack(stack_env: dict[str, str], base_images: None, docker_client: Any, cadd
     settings = stack_settings(stack_env)
     engine = make_engine(settings.database_url)
     logdir = tmp_path_factory.mktemp("stack-logs")
-    worker = CeleryProcess(settings, "worker", logdir)
-    beat = CeleryProcess(settings, "beat", logdir)
-    server = LiveServer(create_app(settings))
-    api = Api(server.url, tokens.create_token(engine, f"stack-{uuid.uuid4().hex[:6]}")[1])
-    s = Stack(settings, engine, api, docker_client, caddy, logdir, worker, beat)
-    yield s
-    server.close()
-    s.worker.stop()
-    s.beat.stop()
+    started: list[Any] = []
+    current: Stack | None = None
+    try:
+        started.append(CeleryProcess(settings, "worker", logdir))
+        started.append(CeleryProcess(settings, "beat", logdir))
+        started.append(WatcherProcess(settings, logdir))
+        started.append(LiveServer(create_app(settings)))
+        worker, beat, watcher, server = started
+        api = Api(server.url, tokens.create_token(engine, f"stack-{uuid.uuid4().hex[:6]}")[1])
+        current = Stack(settings, engine, api, docker_client, caddy, logdir, worker, beat, watcher)
+        yield current
+    finally:
+        # stop whatever started, even when setup failed half way: a stray worker would eat later tasks
+        if current is not None:  # the worker and watcher a test may have replaced
+            started += [current.worker, current.watcher]
+        for proc in reversed(started):
+            try:
+                proc.close() if isinstance(proc, LiveServer) else proc.stop()
+            except Exception as exc:  # keep stopping the others
+                print(f"stopping {proc}: {exc!r}")
     with engine.connect() as conn:
         ids = [str(i) for i in conn.execute(select(_dep.c.id)).scalars()]
     for dep in ids:
@@ -133,5 +149,4 @@ def stack(stack_env: dict[str, str], base_images: None, docker_client: Any, cadd
     admin = CaddyAdmin(settings.caddy_admin_url, settings.caddy_server_name, settings.data_root / "caddy.lock")
     for dep in ids:
         admin.remove_route(dep)
-    server.app.extensions["deployer"].engine.dispose()
     engine.dispose()

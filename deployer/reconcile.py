@@ -1,0 +1,89 @@
+"""Database vs Docker vs Caddy (DESIGN §6 reconcile-runtime, and the watcher's start-up pass).
+
+Running rows without a live container are crashed; labelled containers without an active row are
+removed (a crashed one is kept when DEPLOYER_KEEP_CRASHED_CONTAINERS says so); running rows whose
+route is missing get it back.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from deployer import containers
+from deployer.caddy import route_id
+from deployer.context import Context
+from deployer.crashes import Exit, handle_exit
+from deployer.models import Deployment
+from deployer.states import ACTIVE, Status
+
+log = logging.getLogger(__name__)
+_dep = Deployment.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class Report:
+    crashed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    routes: list[str] = field(default_factory=list)
+
+
+def _exit_of(c: Any, deployment_id: str) -> Exit:
+    state = c.attrs.get("State", {})
+    return Exit(deployment_id, c.id, state.get("ExitCode"), bool(state.get("OOMKilled")))
+
+
+def _crash_missing(ctx: Context, rows: dict[str, Any], by_dep: dict[str, Any], report: Report) -> None:
+    for r in rows.values():
+        if r.status not in (Status.RUNNING, Status.UNHEALTHY):
+            continue
+        c = by_dep.get(r.id)
+        if c is None or c.status != "running":
+            ex = _exit_of(c, r.id) if c is not None else Exit(r.id, r.container_id or "", None, False)
+            if handle_exit(ctx, ex) == "crashed":
+                report.crashed.append(r.id)
+
+
+def _keeps(ctx: Context, row: Any) -> bool:
+    """Whether a labelled container may stay: its row is active, stopping (reconcile_stops owns it),
+    or crashed with DEPLOYER_KEEP_CRASHED_CONTAINERS."""
+    if row is None:
+        return False
+    status = Status(row.status)
+    return status in ACTIVE or status is Status.STOPPED or (
+        status is Status.CRASHED and ctx.settings.keep_crashed_containers
+    )
+
+
+def _remove_orphans(ctx: Context, rows: dict[str, Any], by_dep: dict[str, Any], report: Report) -> None:
+    for dep_id, c in by_dep.items():
+        if not _keeps(ctx, rows.get(dep_id)):
+            containers.remove(ctx.docker, c.id, grace_sec=ctx.settings.stop_grace_sec)
+            report.removed.append(c.name)
+
+
+def _restore_routes(ctx: Context, rows: dict[str, Any], report: Report) -> None:
+    if ctx.caddy is None:
+        return
+    present = set(ctx.caddy.route_ids())
+    for r in rows.values():
+        if r.status in (Status.RUNNING, Status.UNHEALTHY) and route_id(r.id) not in present and r.port:
+            ctx.caddy.upsert_route(r.id, r.slug, ctx.settings.wildcard_domain, r.port)
+            report.routes.append(r.id)
+
+
+def reconcile_runtime(ctx: Context) -> Report:
+    report = Report()
+    by_dep = {c.labels.get("deployer.deployment", ""): c for c in containers.managed(ctx.docker)}
+    columns = (_dep.c.id, _dep.c.status, _dep.c.slug, _dep.c.port, _dep.c.container_id)
+    with ctx.engine.connect() as conn:
+        rows = {r.id: r for r in conn.execute(select(*columns))}
+    _crash_missing(ctx, rows, by_dep, report)
+    _remove_orphans(ctx, rows, by_dep, report)
+    _restore_routes(ctx, rows, report)
+    if report.crashed or report.removed or report.routes:
+        log.info("reconciled: %s", report)
+    return report

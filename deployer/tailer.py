@@ -1,0 +1,237 @@
+"""Log tailers: a container's stdout/stderr into `deployment_log`, each line once, in order.
+
+Decide (pure): Docker's multiplexed frames, their timestamps, and which lines to drop because they
+come again (see `Sequencer`). Apply: a reader thread on the follow stream and a writer that inserts batches and
+moves the cursor in the same transaction, so a crash anywhere loses and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+from sqlalchemy import update
+
+from deployer.context import Context
+from deployer.loglines import append_lines
+from deployer.models import Deployment
+
+log = logging.getLogger(__name__)
+_dep = Deployment.__table__  # type: ignore[attr-defined]
+STREAM_NAMES = {1: "stdout", 2: "stderr"}
+BATCH_LINES = 1000
+BATCH_SECONDS = 0.1
+
+
+def parse_timestamp(raw: bytes) -> int:
+    """RFC 3339 with up to nine fraction digits (Docker trims trailing zeros) → ns since the epoch."""
+    text = raw.decode()
+    main, _, frac = text.rstrip("Z").partition(".")
+    seconds = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
+    return int(seconds) * 1_000_000_000 + int((frac or "0").ljust(9, "0")[:9])
+
+
+def ns_to_datetime(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, UTC)
+
+
+def since_param(ns: int) -> str:
+    return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
+
+
+def read_frames(raw: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """(stream id, payload) per frame of Docker's multiplexed log stream, until it ends."""
+    while True:
+        header = raw.read(8)
+        if len(header) < 8:
+            return
+        stream, size = header[0], struct.unpack(">I", header[4:8])[0]
+        payload = b""
+        while len(payload) < size:
+            chunk = raw.read(size - len(payload))
+            if not chunk:
+                return
+            payload += chunk
+        yield stream, payload
+
+
+Cursor = tuple[int, int]  # (last stored stdout ns, last stored stderr ns)
+SINCE_MARGIN_NS = 30 * 1_000_000_000
+
+
+class Sequencer:
+    """Admits each line once: per stream, only lines newer than the last admitted of that stream.
+
+    Docker stamps each stream's lines in order, one copier per stream; the two streams are not
+    ordered together (a stderr line can carry an earlier time than stdout lines before it in the
+    log). Lines come again after a resumed follow (Docker's `since` is inclusive, and we start a
+    margin earlier) and when Docker's follow reader replays part of a rotated json-file log (seen on
+    Docker 20.10 with max-size); per stream, both are lines whose timestamp does not move forward.
+    """
+
+    def __init__(self, cursor: Cursor = (0, 0)) -> None:
+        self.last = {"stdout": cursor[0], "stderr": cursor[1]}
+
+    def admit(self, ts_ns: int, stream: str) -> bool:
+        if ts_ns <= self.last[stream]:
+            return False
+        self.last[stream] = ts_ns
+        return True
+
+
+def since_for(cursor: Cursor) -> int:
+    """Where a resumed follow starts: before both streams' cursors, with a margin for copier skew."""
+    seen = [c for c in cursor if c]
+    return max(0, min(seen) - SINCE_MARGIN_NS) if seen else 0
+
+
+@dataclass(frozen=True)
+class Line:
+    stream: str
+    text: str
+    ts_ns: int
+
+
+def split_payload(stream_id: int, payload: bytes, partial: dict[int, bytes]) -> list[Line]:
+    """Lines of one frame (`<timestamp> <text>`); a message without its newline waits for the rest."""
+    ts_raw, _, body = payload.partition(b" ")
+    ts_ns = parse_timestamp(ts_raw)
+    data = partial.pop(stream_id, b"") + body
+    if not data.endswith(b"\n"):
+        partial[stream_id] = data
+        return []
+    name = STREAM_NAMES.get(stream_id, "stdout")
+    return [Line(name, t.decode("utf-8", "replace"), ts_ns) for t in data[:-1].split(b"\n")]
+
+
+def cursor_after(lines: list[Line], cursor: Cursor) -> Cursor:
+    """The cursor once `lines` (admitted, in order) are stored."""
+    out, err = cursor
+    for ln in lines:
+        if ln.stream == "stderr":
+            err = max(err, ln.ts_ns)
+        else:
+            out = max(out, ln.ts_ns)
+    return out, err
+
+
+def store(ctx: Context, deployment_id: str, lines: list[Line], cursor: Cursor) -> Cursor:
+    new_cursor = cursor_after(lines, cursor)
+    with ctx.engine.begin() as conn:
+        last = append_lines(conn, deployment_id, [(ln.stream, ln.text, ns_to_datetime(ln.ts_ns)) for ln in lines])
+        conn.execute(
+            update(_dep)
+            .where(_dep.c.id == deployment_id)
+            .values(log_cursor_out_ns=new_cursor[0], log_cursor_err_ns=new_cursor[1])
+        )
+    if ctx.publisher is not None:
+        first = last - len(lines) + 1
+        ctx.publisher.log_batch(deployment_id, [
+            {"line_no": first + i, "stream": ln.stream, "text": ln.text, "ts": ns_to_datetime(ln.ts_ns).isoformat()}
+            for i, ln in enumerate(lines)
+        ])  # fmt: skip
+    return new_cursor
+
+
+class Tailer:
+    """Follows one container's output into the database: a reader thread and a writer thread."""
+
+    def __init__(self, ctx: Context, deployment_id: str, container_id: str, cursor: Cursor) -> None:
+        self.ctx, self.deployment_id, self.container_id = ctx, deployment_id, container_id
+        self.cursor = cursor
+        self.lines: queue.Queue[Line | None] = queue.Queue(maxsize=100_000)
+        self.response: Any = None
+        self.ended_cleanly = False
+        self.failed = False
+        self.stopping = False
+        self.stored = 0
+        self._reader = threading.Thread(target=self._read, name=f"tail-r-{deployment_id[:8]}", daemon=True)
+        self._writer = threading.Thread(target=self._write, name=f"tail-w-{deployment_id[:8]}", daemon=True)
+
+    def start(self) -> None:
+        self._reader.start()
+        self._writer.start()
+
+    def alive(self) -> bool:
+        return self._writer.is_alive()
+
+    def join(self, timeout: float) -> None:
+        self._writer.join(timeout)
+
+    def stop(self) -> None:
+        """Unblock the reader: shut the socket down under the follow stream, as docker-py's own
+        CancellableStream does (closing the response alone leaves a blocking read waiting)."""
+        self.stopping = True
+        if self.response is not None:
+            from docker.types.daemon import CancellableStream
+
+            with contextlib.suppress(OSError):
+                CancellableStream(iter(()), self.response).close()
+
+    def _put(self, item: Line | None) -> bool:
+        while True:
+            try:
+                self.lines.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                if self.failed:
+                    return False
+
+    def _read(self) -> None:
+        api = self.ctx.docker.api
+        params: dict[str, Any] = {"stdout": 1, "stderr": 1, "follow": 1, "timestamps": 1}
+        if since_for(self.cursor):
+            params["since"] = since_param(since_for(self.cursor))
+        sequencer, partial = Sequencer(self.cursor), dict[int, bytes]()
+        try:
+            self.response = api._get(api._url("/containers/{0}/logs", self.container_id), params=params, stream=True)
+            self.response.raise_for_status()
+            for stream_id, payload in read_frames(self.response.raw):
+                for line in split_payload(stream_id, payload, partial):
+                    if sequencer.admit(line.ts_ns, line.stream) and not self._put(line):
+                        return
+            self.ended_cleanly = True
+        except Exception:  # the stream broke; the watcher starts a new tailer from the stored cursor
+            if not (self.failed or self.stopping):
+                log.warning("log stream of %s broke", self.deployment_id, exc_info=True)
+        finally:
+            self._put(None)
+
+    def _flush(self, batch: list[Line]) -> None:
+        if batch:
+            self.cursor = store(self.ctx, self.deployment_id, batch, self.cursor)
+            self.stored += len(batch)
+            batch.clear()
+
+    def _write(self) -> None:
+        """Batches of up to BATCH_LINES lines, none waiting longer than BATCH_SECONDS."""
+        batch: list[Line] = []
+        first_at = 0.0
+        try:
+            while True:
+                timeout = None if not batch else max(0.0, first_at + BATCH_SECONDS - time.monotonic())
+                try:
+                    item = self.lines.get(timeout=timeout)
+                except queue.Empty:
+                    self._flush(batch)
+                    continue
+                if item is None:
+                    self._flush(batch)
+                    return
+                if not batch:
+                    first_at = time.monotonic()
+                batch.append(item)
+                if len(batch) >= BATCH_LINES:
+                    self._flush(batch)
+        except Exception:  # nothing past the stored cursor is lost: a new tailer re-reads it
+            log.exception("storing the log of %s failed", self.deployment_id)
+            self.failed = True
+            self.stop()

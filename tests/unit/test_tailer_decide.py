@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import io
+import struct
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from deployer.crashes import crash_reason, policy_line, restart_delay, restart_limit
+from deployer.tailer import (
+    Line,
+    Sequencer,
+    cursor_after,
+    parse_timestamp,
+    read_frames,
+    since_for,
+    since_param,
+    split_payload,
+)
+
+
+def frame(stream: int, payload: bytes) -> bytes:
+    return bytes([stream, 0, 0, 0]) + struct.pack(">I", len(payload)) + payload
+
+
+def test_docker_timestamps_parse_to_nanoseconds_whatever_their_precision() -> None:
+    assert parse_timestamp(b"2026-11-23T12:00:00.123456789Z") == 1795435200_123456789
+    assert parse_timestamp(b"2026-11-23T12:00:00.1Z") == 1795435200_100000000
+    assert parse_timestamp(b"2026-11-23T12:00:00Z") == 1795435200_000000000
+    assert since_param(1795435200_000000042) == "1795435200.000000042"
+
+
+def test_multiplexed_frames_are_split_by_stream_even_across_reads() -> None:
+    data = frame(1, b"2026-11-23T12:00:00.1Z out\n") + frame(2, b"2026-11-23T12:00:00.2Z err\n")
+    assert list(read_frames(io.BytesIO(data))) == [
+        (1, b"2026-11-23T12:00:00.1Z out\n"), (2, b"2026-11-23T12:00:00.2Z err\n")
+    ]  # fmt: skip
+    assert list(read_frames(io.BytesIO(data[:-3]))) == [(1, b"2026-11-23T12:00:00.1Z out\n")]
+
+
+def test_a_message_without_newline_waits_for_its_continuation() -> None:
+    partial: dict[int, bytes] = {}
+    assert split_payload(1, b"2026-11-23T12:00:00.1Z half a ", partial) == []
+    lines = split_payload(1, b"2026-11-23T12:00:00.1Z line\n", partial)
+    assert [ln.text for ln in lines] == ["half a line"]
+    assert split_payload(2, b"2026-11-23T12:00:00.3Z err\n", partial)[0].stream == "stderr"
+
+
+def test_each_stream_admits_only_lines_newer_than_its_own_last() -> None:
+    seq = Sequencer((100, 50))
+    got = [seq.admit(ts, stream) for ts, stream in [(100, "stdout"), (101, "stdout"), (60, "stderr"),
+                                                     (101, "stdout"), (55, "stderr"), (61, "stderr")]]  # fmt: skip
+    assert got == [False, True, True, False, False, True]
+
+
+def test_a_resumed_follow_starts_a_margin_before_both_cursors() -> None:
+    assert since_for((0, 0)) == 0
+    assert since_for((100 * 10**9, 0)) == 70 * 10**9
+    assert since_for((100 * 10**9, 90 * 10**9)) == 60 * 10**9
+
+
+def test_the_cursor_is_the_newest_stored_line_of_each_stream() -> None:
+    lines = [Line("stdout", "a", 5), Line("stderr", "b", 3), Line("stdout", "c", 7)]
+    assert cursor_after(lines, (0, 9)) == (7, 9)
+
+
+def interleave(out: list[int], err: list[int], order: list[bool]) -> list[Line]:
+    """Both streams in some file order; each stream keeps its own (increasing) order."""
+    o, e, merged = iter(out), iter(err), []
+    for pick_out in order:
+        nxt = next(o, None) if pick_out else next(e, None)
+        if nxt is not None:
+            merged.append(Line("stdout" if pick_out else "stderr", f"{'o' if pick_out else 'e'}{nxt}", nxt))
+    merged += [Line("stdout", f"o{t}", t) for t in o] + [Line("stderr", f"e{t}", t) for t in e]
+    return merged
+
+
+stamps = st.lists(st.integers(1, 5), max_size=40).map(lambda gs: [sum(gs[: i + 1]) for i in range(len(gs))])
+
+
+@given(stamps, stamps, st.lists(st.booleans(), max_size=80), st.integers(0, 80),
+       st.lists(st.tuples(st.integers(0, 80), st.integers(1, 20)), max_size=3))  # fmt: skip
+def test_resuming_and_replays_store_every_line_exactly_once(
+    out: list[int], err: list[int], order: list[bool], cut: int, replays: list[tuple[int, int]]
+) -> None:
+    """Stop after `cut` lines and resume from the stored cursor (Docker's `since` is inclusive and
+    filters by time); along the way Docker may replay stretches of the log."""
+    lines = interleave([t * 10**9 for t in out], [t * 10**9 for t in err], order)
+    stream: list[Line] = []
+    pos = 0
+    for at, back in sorted(replays):
+        at = max(pos, min(at, len(lines)))
+        stream += lines[pos:at] + lines[max(0, at - back) : at]
+        pos = at
+    stream += lines[pos:]
+    seq = Sequencer()
+    first = [ln for ln in stream[:cut] if seq.admit(ln.ts_ns, ln.stream)]
+    cursor = cursor_after(first, (0, 0)) if first else (0, 0)
+    resumed = Sequencer(cursor)
+    rest = [ln for ln in lines if ln.ts_ns >= since_for(cursor) and resumed.admit(ln.ts_ns, ln.stream)]
+    stored = first + rest
+    by_stream = sorted(stored, key=lambda ln: (ln.stream, ln.ts_ns))
+    assert by_stream == sorted(lines, key=lambda ln: (ln.stream, ln.ts_ns))
+    assert [ln for ln in stored if ln.stream == "stdout"] == [ln for ln in lines if ln.stream == "stdout"]
+
+
+def test_crash_reasons_name_oom_and_the_exact_exit_code_zero_included() -> None:
+    assert crash_reason(137, True, 256) == "Container OOM-killed (memory limit 256 MB)"
+    assert crash_reason(0, False, 256) == "Container exited 0"
+    assert crash_reason(None, False, 256) == "Container disappeared"
+
+
+def test_the_restart_policy_backs_off_exponentially_and_gives_up() -> None:
+    assert restart_limit("no") == 0 and restart_limit("on-failure:3") == 3
+    assert [restart_delay(n) for n in range(8)] == [1, 2, 4, 8, 16, 32, 60, 60]
+    assert policy_line("on-failure:2", 0) == "restart policy on-failure:2: restarting in 1 s (1 of 2)"
+    assert policy_line("on-failure:2", 2) == "restart policy on-failure:2: restarted 2 times already; left crashed"
+    assert policy_line("no", 0) == "restart policy is 'no': left crashed"
+
