@@ -185,20 +185,30 @@ class Tailer:
                 if self.failed:
                     return False
 
-    def _read(self) -> None:
+    def _stream(self, sequencer: Sequencer, *, follow: bool) -> None:
         api = self.ctx.docker.api
-        params: dict[str, Any] = {"stdout": 1, "stderr": 1, "follow": 1, "timestamps": 1}
-        if since_for(self.cursor):
-            params["since"] = since_param(since_for(self.cursor))
-        sequencer, partial = Sequencer(self.cursor), dict[int, bytes]()
+        since = since_for((sequencer.last["stdout"], sequencer.last["stderr"]))
+        params: dict[str, Any] = {"stdout": 1, "stderr": 1, "follow": int(follow), "timestamps": 1}
+        if since:
+            params["since"] = since_param(since)
+        partial: dict[int, bytes] = {}
+        self.response = api._get(api._url("/containers/{0}/logs", self.container_id), params=params, stream=True)
+        self.response.raise_for_status()
+        for stream_id, payload in read_frames(self.response.raw):
+            for line in split_payload(stream_id, payload, partial):
+                if sequencer.admit(line.ts_ns, line.stream) and not self._put(line):
+                    raise RuntimeError("the writer failed")
+
+    def _read(self) -> None:
+        sequencer = Sequencer(self.cursor)
         try:
-            self.response = api._get(api._url("/containers/{0}/logs", self.container_id), params=params, stream=True)
-            self.response.raise_for_status()
-            for stream_id, payload in read_frames(self.response.raw):
-                for line in split_payload(stream_id, payload, partial):
-                    if sequencer.admit(line.ts_ns, line.stream) and not self._put(line):
-                        return
-            self.ended_cleanly = True
+            if self.cursor != (0, 0):
+                # Catch up without following first: Docker 20.10's follow-with-since over rotated log
+                # files can stall, a plain read does not. The follow then starts where it ended.
+                self._stream(sequencer, follow=False)
+            if not self.stopping:
+                self._stream(sequencer, follow=True)
+                self.ended_cleanly = not self.stopping
         except Exception:  # the stream broke; the watcher starts a new tailer from the stored cursor
             if not (self.failed or self.stopping):
                 log.warning("log stream of %s broke", self.deployment_id, exc_info=True)
