@@ -22,13 +22,14 @@ from deployer.db import make_engine, upgrade
 from deployer.images import ensure_base_images
 from deployer.settings import Settings, load_settings
 from tests.conftest import LiveServer
-from tests.stack import Api, Caddy, CeleryProcess
+from tests.stack import Api, Caddy, CeleryProcess, WatcherProcess
 from web import create_app
 
 
 @dataclass
 class BenchStack:
     settings: Settings
+    engine: Any
     api: Api
     docker: Any
     caddy: Caddy
@@ -65,7 +66,8 @@ def bench_stack(concurrency: int = 8, **env: str) -> Iterator[BenchStack]:
         "CADDY_ADMIN_URL": caddy.admin_url, "CADDY_HTTP_LISTEN": f"127.0.0.1:{caddy.http_port}",
         "DEPLOYER_WILDCARD_DOMAIN": "apps.test", "DEPLOYER_PUBLIC_SCHEME": "http", "DEPLOYER_MAX_ACTIVE": "200",
         "DEPLOYER_STOP_GRACE_SEC": "1", "DEPLOYER_CONTAINER_MEM_MB": "256", "DEPLOYER_PORT_MIN": "17000",
-        "DEPLOYER_PORT_MAX": "17999", "DEPLOYER_WORKER_CONCURRENCY": str(concurrency), **env,
+        "DEPLOYER_PORT_MAX": "17999", "DEPLOYER_WORKER_CONCURRENCY": str(concurrency),
+        "REDIS_URL": os.environ["DEPLOYER_TEST_REDIS_URL"], "DEPLOYER_QUEUE": f"bench-{uuid.uuid4().hex[:8]}", **env,
     })  # fmt: skip
     engine = make_engine(db)
     upgrade(engine)
@@ -73,14 +75,16 @@ def bench_stack(concurrency: int = 8, **env: str) -> Iterator[BenchStack]:
     ensure_base_images(client, settings, lambda _line: None)
     worker = CeleryProcess(settings, "worker", tmp / "logs")
     beat = CeleryProcess(settings, "beat", tmp / "logs")
+    watcher = WatcherProcess(settings, tmp / "logs")
     server = LiveServer(create_app(settings))
     api = Api(server.url, tokens.create_token(engine, "bench")[1])
     try:
-        yield BenchStack(settings, api, client, caddy)
+        yield BenchStack(settings, engine, api, client, caddy)
     finally:
         server.close()
         worker.stop()
         beat.stop()
+        watcher.stop()
         for c in client.containers.list(all=True, filters={"label": "deployer.managed=true"}):
             if c.name.startswith("deployer-"):
                 c.remove(force=True)

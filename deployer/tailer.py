@@ -8,6 +8,7 @@ moves the cursor in the same transaction, so a crash anywhere loses and duplicat
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import queue
 import struct
@@ -16,7 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import Any
 
 from sqlalchemy import update
 
@@ -27,16 +28,21 @@ from deployer.models import Deployment
 log = logging.getLogger(__name__)
 _dep = Deployment.__table__  # type: ignore[attr-defined]
 STREAM_NAMES = {1: "stdout", 2: "stderr"}
-BATCH_LINES = 1000
+BATCH_LINES = 5000
 BATCH_SECONDS = 0.1
 
 
+@functools.lru_cache(maxsize=64)
+def _epoch_seconds(main: bytes) -> int:
+    return int(datetime.strptime(main.decode(), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp())
+
+
 def parse_timestamp(raw: bytes) -> int:
-    """RFC 3339 with up to nine fraction digits (Docker trims trailing zeros) → ns since the epoch."""
-    text = raw.decode()
-    main, _, frac = text.rstrip("Z").partition(".")
-    seconds = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC).timestamp()
-    return int(seconds) * 1_000_000_000 + int((frac or "0").ljust(9, "0")[:9])
+    """RFC 3339 with up to nine fraction digits (Docker trims trailing zeros) → ns since the epoch.
+
+    Lines of one second share its parse (strptime per line would cost more than the insert)."""
+    main, _, frac = raw.rstrip(b"Z").partition(b".")
+    return _epoch_seconds(main) * 1_000_000_000 + int((frac or b"0").ljust(9, b"0")[:9])
 
 
 def ns_to_datetime(ns: int) -> datetime:
@@ -47,20 +53,25 @@ def since_param(ns: int) -> str:
     return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
 
 
-def read_frames(raw: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    """(stream id, payload) per frame of Docker's multiplexed log stream, until it ends."""
+def read_frames(raw: Any) -> Iterator[tuple[int, bytes]]:
+    """(stream id, payload) per frame of Docker's multiplexed log stream, until it ends.
+
+    Reads whatever has arrived (`read1`) into a buffer: one small read per frame is slow, and a
+    read that waits for a full buffer would hold back the last lines of a quiet stream.
+    """
+    read = getattr(raw, "read1", raw.read)
+    buf, pos = b"", 0
     while True:
-        header = raw.read(8)
-        if len(header) < 8:
+        while len(buf) - pos >= 8:
+            size = struct.unpack_from(">I", buf, pos + 4)[0]
+            if len(buf) - pos < 8 + size:
+                break
+            yield buf[pos], buf[pos + 8 : pos + 8 + size]
+            pos += 8 + size
+        chunk = read(1 << 16)
+        if not chunk:
             return
-        stream, size = header[0], struct.unpack(">I", header[4:8])[0]
-        payload = b""
-        while len(payload) < size:
-            chunk = raw.read(size - len(payload))
-            if not chunk:
-                return
-            payload += chunk
-        yield stream, payload
+        buf, pos = buf[pos:] + chunk, 0
 
 
 Cursor = tuple[int, int]  # (last stored stdout ns, last stored stderr ns)

@@ -1,0 +1,64 @@
+"""Crash detection latency: from `docker kill` returning to the committed `crashed` row, and to the
+status event on Redis.
+
+    python bench/crash_detection.py [N]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import redis
+from sqlalchemy import select
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from bench._stack import bench_stack, summary
+from deployer.events import status_channel
+from deployer.models import Deployment
+from tests.zips import zip_folder
+
+SAMPLE = Path(__file__).parents[1] / "samples" / "python-agent"
+_dep = Deployment.__table__  # type: ignore[attr-defined]
+
+
+def main(n: int) -> None:
+    bundle, keypair = zip_folder(SAMPLE), (SAMPLE / "keypair.json").read_bytes()
+    to_row, to_event = [], []
+    with bench_stack() as s:
+        r = redis.Redis.from_url(s.settings.redis_url)
+        for i in range(n):
+            dep = s.api.upload(bundle, keypair, name=f"victim {i}").json()["id"]
+            s.api.wait_status(dep, "running")
+            pubsub = r.pubsub()
+            pubsub.subscribe(status_channel(dep))
+            pubsub.get_message(timeout=1)  # the subscribe confirmation
+            seen: list[float] = []
+
+            def listen(p: redis.client.PubSub = pubsub, out: list[float] = seen) -> None:
+                while not out:
+                    m = p.get_message(timeout=5)
+                    if m and m["type"] == "message" and json.loads(m["data"])["status"] == "crashed":
+                        out.append(time.perf_counter())
+
+            listener = threading.Thread(target=listen)
+            listener.start()
+            s.docker.containers.get(f"deployer-{dep}").kill()
+            t0 = time.perf_counter()
+            with s.engine.connect() as conn:
+                while conn.execute(select(_dep.c.status).where(_dep.c.id == dep)).scalar_one() != "crashed":
+                    conn.rollback()
+            to_row.append((time.perf_counter() - t0) * 1000)
+            listener.join(timeout=10)
+            to_event.append((seen[0] - t0) * 1000)
+            pubsub.close()
+    print(summary("docker kill → committed crashed row", to_row))
+    print(summary("docker kill → crashed event on Redis", to_event))
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 20)
