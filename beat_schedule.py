@@ -13,5 +13,15 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     return {
         "drain-queue": {"task": "deployer.drain_queue", "schedule": 1.0, "options": fast},
         "reconcile-stops": {"task": "deployer.reconcile_stops", "schedule": 1.0, "options": fast},
+        "probe-health": {
+            "task": "deployer.probe_health",
+            "schedule": float(settings.health_interval_sec),
+            "options": {"expires": settings.health_interval_sec},
+        },
+        "sample-metrics": {
+            "task": "deployer.sample_metrics",
+            "schedule": float(settings.metrics_interval_sec),
+            "options": {"expires": settings.metrics_interval_sec},
+        },
         "reconcile-runtime": {"task": "deployer.reconcile_runtime", "schedule": 30.0, "options": {"expires": 25}},
     }

@@ -5,6 +5,8 @@ from __future__ import annotations
 from celery import Celery
 
 from deployer.drain import drain
+from deployer.metrics import sample_metrics
+from deployer.probes import probe_all
 from deployer.reconcile import reconcile_runtime
 from deployer.teardown import reconcile_stops
 from tasks.context import context_for
@@ -21,6 +23,14 @@ def register(app: Celery) -> None:
     def reconcile_runtime_task() -> dict[str, list[str]]:
         report = reconcile_runtime(context_for(app))
         return {"crashed": report.crashed, "removed": report.removed, "routes": report.routes}
+
+    @app.task(name="deployer.probe_health")
+    def probe_health() -> dict[str, str]:
+        return probe_all(context_for(app))
+
+    @app.task(name="deployer.sample_metrics")
+    def sample_metrics_task() -> int:
+        return sample_metrics(context_for(app))
 
     @app.task(name="deployer.reconcile_stops")
     def reconcile_stops_task() -> int:

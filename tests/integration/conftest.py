@@ -105,6 +105,7 @@ def stack_env(
         "DEPLOYER_WILDCARD_DOMAIN": "apps.test",
         "DEPLOYER_PUBLIC_SCHEME": "http",
         "DEPLOYER_STAGE_LEASE_SEC": "5",
+        "DEPLOYER_HEALTH_INTERVAL_SEC": "1",
         "DEPLOYER_BOOT_HEALTH_TIMEOUT_MS": "10000",
         "DEPLOYER_STOP_GRACE_SEC": "2",
         "DEPLOYER_CONTAINER_MEM_MB": "256",

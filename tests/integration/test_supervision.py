@@ -136,3 +136,54 @@ def test_on_failure_2_restarts_a_crashing_agent_twice_then_leaves_it_crashed(sta
         assert "restart policy on-failure:2: restarted 2 times already; left crashed" in lines
     finally:
         stack.restart_watcher()
+
+
+TOGGLE = """
+import os, pathlib
+from http.server import BaseHTTPRequestHandler, HTTPServer
+SICK = pathlib.Path("/tmp/sick")
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        code = 500 if self.path == "/health" and SICK.exists() else 200
+        self.send_response(code); self.send_header("Content-Length", "0"); self.end_headers()
+    def do_POST(self):
+        SICK.touch() if self.path == "/sick" else SICK.unlink(missing_ok=True)
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def log_message(self, *a):
+        pass
+HTTPServer(("0.0.0.0", 5000), H).serve_forever()
+"""
+
+
+def test_a_failing_health_endpoint_turns_unhealthy_and_recovers(stack: Stack) -> None:
+    import requests
+
+    dep = running(stack, TOGGLE)
+    port = stack.api.row(dep)["port"]
+    requests.post(f"http://127.0.0.1:{port}/sick", timeout=5)
+    stack.api.wait_status(dep, "unhealthy", timeout=60)
+    assert "status: unhealthy — [UNHEALTHY] /health failed 3 times in a row" in stack.api.lines(dep)
+    requests.post(f"http://127.0.0.1:{port}/well", timeout=5)
+    stack.api.wait_status(dep, "running", timeout=60)
+    assert "status: running — [RECOVERED] /health answers 200 again" in stack.api.lines(dep)
+    stack.api.post(f"/api/deployments/{dep}/stop")
+
+
+def test_metrics_sample_cpu_as_a_fraction_of_one_cpu_and_memory_against_the_limit(stack: Stack) -> None:
+    from deployer.context import build_context
+    from deployer.metrics import sample_metrics
+    from deployer.models import DeploymentMetric
+
+    busy = running(stack, SERVE_THEN + "while True:\n    pass\n")
+    idle = running(stack, SERVE_THEN + "time.sleep(3600)\n")
+    ctx = build_context(stack.settings, engine=stack.engine, docker=stack.docker)
+    assert sample_metrics(ctx, window=1.0) >= 2
+    table = DeploymentMetric.__table__  # type: ignore[attr-defined]
+    with stack.engine.connect() as conn:
+        rows = {r.deployment_id: r for r in conn.execute(select(table).where(table.c.deployment_id.in_([busy, idle])))}
+    assert 0.3 <= rows[busy].cpu_pct <= 0.6  # a busy loop under a 500-millicpu limit
+    assert rows[idle].cpu_pct < 0.1
+    for r in rows.values():
+        assert r.mem_limit_mb == 256 and 0 < r.mem_used_mb < 256
+    for dep in (busy, idle):
+        stack.api.post(f"/api/deployments/{dep}/stop")

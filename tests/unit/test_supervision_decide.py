@@ -117,3 +117,27 @@ def test_the_restart_policy_backs_off_exponentially_and_gives_up() -> None:
     assert policy_line("on-failure:2", 2) == "restart policy on-failure:2: restarted 2 times already; left crashed"
     assert policy_line("no", 0) == "restart policy is 'no': left crashed"
 
+
+
+def test_three_failed_probes_make_a_running_deployment_unhealthy_and_one_success_recovers_it() -> None:
+    from deployer.probes import decide
+    from deployer.states import Status
+
+    assert decide(Status.RUNNING, 0, False).to is None
+    assert decide(Status.RUNNING, 1, False).failures == 2
+    d = decide(Status.RUNNING, 2, False)
+    assert d.to is Status.UNHEALTHY and d.line and d.line.startswith("[UNHEALTHY]")
+    assert decide(Status.UNHEALTHY, 7, False).to is None
+    r = decide(Status.UNHEALTHY, 7, True)
+    assert r.to is Status.RUNNING and r.failures == 0 and r.line and r.line.startswith("[RECOVERED]")
+    assert decide(Status.RUNNING, 2, True) == decide(Status.RUNNING, 0, True)
+
+
+def test_cpu_is_the_usage_delta_over_the_window_as_a_fraction_of_one_cpu() -> None:
+    from deployer.metrics import Reading, cpu_fraction, memory_used
+
+    assert cpu_fraction(Reading(10.0, 1_000_000_000, 0, 0), Reading(11.0, 1_500_000_000, 0, 0)) == 0.5
+    assert cpu_fraction(Reading(10.0, 0, 0, 0), Reading(12.0, 4_000_000_000, 0, 0)) == 2.0
+    v1 = {"memory_stats": {"usage": 100 * 2**20, "stats": {"cache": 30 * 2**20}}}
+    v2 = {"memory_stats": {"usage": 100 * 2**20, "stats": {"inactive_file": 10 * 2**20}}}
+    assert memory_used(v1) == 70 * 2**20 and memory_used(v2) == 90 * 2**20
