@@ -140,7 +140,11 @@ def stack(stack_env: dict[str, str], base_images: None, docker_client: Any, cadd
             started += [current.worker, current.watcher]
         for proc in reversed(started):
             try:
-                proc.close() if isinstance(proc, LiveServer) else proc.stop()
+                if isinstance(proc, LiveServer):
+                    proc.close()
+                    proc.app.extensions["deployer"].engine.dispose()
+                else:
+                    proc.stop()
             except Exception as exc:  # keep stopping the others
                 print(f"stopping {proc}: {exc!r}")
     with engine.connect() as conn:

@@ -128,12 +128,13 @@ def test_on_failure_2_restarts_a_crashing_agent_twice_then_leaves_it_crashed(sta
             return row["status"] == "crashed" and row["restart_count"] == 2
 
         wait_for(settled, timeout=120, what="two restarts and a final crash", interval=0.2)
+        final = "restart policy on-failure:2: restarted 2 times already; left crashed"
+        wait_for(lambda: final in stack.api.lines(dep), timeout=30, what="the policy's last word")  # after the commit
         lines = stack.api.lines(dep)
         assert lines.count("status: queued — restart requested") == 2
         assert lines.count("status: crashed — Container exited 1") == 3
         assert "restart policy on-failure:2: restarting in 1 s (1 of 2)" in lines
         assert "restart policy on-failure:2: restarting in 2 s (2 of 2)" in lines
-        assert "restart policy on-failure:2: restarted 2 times already; left crashed" in lines
     finally:
         stack.restart_watcher()
 
