@@ -50,13 +50,32 @@ def ts(value: str) -> datetime:
 
 
 @contextmanager
-def bench_stack(concurrency: int = 8, **env: str) -> Iterator[BenchStack]:
+def fresh_database() -> Iterator[str]:
+    """A new, migrated PostgreSQL database on the test server, dropped afterwards."""
     pg = os.environ["DEPLOYER_TEST_DATABASE_URL"]
     name = f"deployer_bench_{uuid.uuid4().hex[:8]}"
     admin = create_engine(pg, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     db = make_url(pg).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(db)
+    upgrade(engine)
+    engine.dispose()
+    try:
+        yield db
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def bench_stack(concurrency: int = 8, **env: str) -> Iterator[BenchStack]:
+    with fresh_database() as db:
+        yield from _bench_stack(db, concurrency, env)
+
+
+def _bench_stack(db: str, concurrency: int, env: dict[str, str]) -> Iterator[BenchStack]:
     broker = os.environ["DEPLOYER_TEST_REDIS_URL"].rsplit("/", 1)[0] + "/6"
     redis.Redis.from_url(broker).flushdb()
     tmp = Path(tempfile.mkdtemp(prefix="deployer-bench-"))
@@ -70,7 +89,6 @@ def bench_stack(concurrency: int = 8, **env: str) -> Iterator[BenchStack]:
         "REDIS_URL": os.environ["DEPLOYER_TEST_REDIS_URL"], "DEPLOYER_QUEUE": f"bench-{uuid.uuid4().hex[:8]}", **env,
     })  # fmt: skip
     engine = make_engine(db)
-    upgrade(engine)
     client = docker.from_env(timeout=600)
     ensure_base_images(client, settings, lambda _line: None)
     worker = CeleryProcess(settings, "worker", tmp / "logs")
@@ -91,5 +109,3 @@ def bench_stack(concurrency: int = 8, **env: str) -> Iterator[BenchStack]:
         caddy.close()
         engine.dispose()
         server.app.extensions["deployer"].engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -7,19 +7,19 @@ log through the Docker API alone (no parsing, no database), in the same run.
 
 from __future__ import annotations
 
-import os
 import sys
+import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import docker
-from sqlalchemy import create_engine, make_url, select, text
+from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
+from bench._stack import fresh_database
 from deployer.context import build_context
-from deployer.db import make_engine, upgrade
+from deployer.db import make_engine
 from deployer.models import DeploymentLog
 from deployer.settings import load_settings
 from deployer.tailer import Tailer
@@ -30,16 +30,15 @@ PRINT = "import sys\nfor i in range(1, {n} + 1): sys.stdout.write(f'line {{i}}\\
 
 
 def main(n: int) -> None:
-    pg = os.environ["DEPLOYER_TEST_DATABASE_URL"]
-    name = f"deployer_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(pg, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    db = make_url(pg).set(database=name).render_as_string(hide_password=False)
+    with fresh_database() as db:
+        run(db, n)
+
+
+def run(db: str, n: int) -> None:
     engine = make_engine(db)
-    upgrade(engine)
     client = docker.from_env(timeout=600)
-    settings = load_settings({"DEPLOYER_DATA_ROOT": f"/tmp/{name}", "DATABASE_URL": db, "DEPLOYER_SKIP_CADDY": "true"})
+    env = {"DEPLOYER_DATA_ROOT": tempfile.mkdtemp(), "DATABASE_URL": db, "DEPLOYER_SKIP_CADDY": "true"}
+    settings = load_settings(env)
     ctx = build_context(settings, engine=engine, docker=client)
     dep = make_deployment_row(engine)
     container = client.containers.run("deployer/agent-base:latest", ["python", "-c", PRINT.format(n=n)], detach=True)
@@ -63,8 +62,6 @@ def main(n: int) -> None:
     finally:
         container.remove(force=True)
         engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     print(f"floor: Docker API log read of {raw} frames: {floor:.2f} s ({raw / floor:,.0f} lines/s)")
     print(f"tailer into PostgreSQL: {len(texts)} lines in {elapsed:.2f} s ({len(texts) / elapsed:,.0f} lines/s); "
           f"lost {lost}, duplicated {duplicated}, in order: {in_order}")  # fmt: skip

@@ -163,6 +163,7 @@ class Tailer:
         self.ended_cleanly = False
         self.failed = False
         self.stopping = False
+        self.last_frame_at = time.monotonic()
         self.stored = 0
         self._reader = threading.Thread(target=self._read, name=f"tail-r-{deployment_id[:8]}", daemon=True)
         self._writer = threading.Thread(target=self._write, name=f"tail-w-{deployment_id[:8]}", daemon=True)
@@ -181,11 +182,7 @@ class Tailer:
         """Unblock the reader: shut the socket down under the follow stream, as docker-py's own
         CancellableStream does (closing the response alone leaves a blocking read waiting)."""
         self.stopping = True
-        if self.response is not None:
-            from docker.types.daemon import CancellableStream
-
-            with contextlib.suppress(OSError):
-                CancellableStream(iter(()), self.response).close()
+        self._cut()
 
     def _put(self, item: Line | None) -> bool:
         while True:
@@ -196,32 +193,98 @@ class Tailer:
                 if self.failed:
                     return False
 
-    def _stream(self, sequencer: Sequencer, *, follow: bool) -> None:
+    def _request(self, since: int, follow: bool) -> Any:
         api = self.ctx.docker.api
-        since = since_for((sequencer.last["stdout"], sequencer.last["stderr"]))
         params: dict[str, Any] = {"stdout": 1, "stderr": 1, "follow": int(follow), "timestamps": 1}
         if since:
             params["since"] = since_param(since)
+        resp = api._get(api._url("/containers/{0}/logs", self.container_id), params=params, stream=True)
+        resp.raise_for_status()
+        return resp
+
+    def _stream(self, sequencer: Sequencer, *, follow: bool) -> None:
+        since = since_for((sequencer.last["stdout"], sequencer.last["stderr"]))
         partial: dict[int, bytes] = {}
-        self.response = api._get(api._url("/containers/{0}/logs", self.container_id), params=params, stream=True)
-        self.response.raise_for_status()
+        self.response = self._request(since, follow)
         for stream_id, payload in read_frames(self.response.raw):
+            self.last_frame_at = time.monotonic()
             for line in split_payload(stream_id, payload, partial):
                 if sequencer.admit(line.ts_ns, line.stream) and not self._put(line):
                     raise RuntimeError("the writer failed")
 
+    def _newer_exists(self, sequencer: Sequencer) -> bool:
+        """Whether Docker has lines the follow stream has not delivered (a plain read, no follow)."""
+        probe = Sequencer((sequencer.last["stdout"], sequencer.last["stderr"]))
+        seen = [v for v in sequencer.last.values() if v]
+        resp = self._request(min(seen) if seen else 0, follow=False)
+        try:
+            partial: dict[int, bytes] = {}
+            for stream_id, payload in read_frames(resp.raw):
+                if any(probe.admit(ln.ts_ns, ln.stream) for ln in split_payload(stream_id, payload, partial)):
+                    return True
+            return False
+        finally:
+            resp.close()
+
+    def _watchdog(self, sequencer: Sequencer, following: threading.Event) -> None:
+        """Docker 20.10's follow reader can stall or stop at a json-file rotation while the container
+        keeps writing. After a silence (checked at 2, 4, 8 … 60 s) look with a plain read; if there is
+        more, cut the follow so the reader catches up and follows again."""
+        wait = 2.0
+        while following.is_set() and not self.stopping:
+            time.sleep(0.5)
+            if time.monotonic() - self.last_frame_at < wait:
+                continue
+            try:
+                stalled = self._newer_exists(sequencer)
+            except Exception:
+                stalled = False
+            if stalled:
+                log.info("follow stream of %s stalled; catching up", self.deployment_id)
+                self._cut()
+                return
+            self.last_frame_at, wait = time.monotonic(), min(60.0, wait * 2)
+
+    def _cut(self) -> None:
+        if self.response is not None:
+            from docker.types.daemon import CancellableStream
+
+            with contextlib.suppress(OSError):
+                CancellableStream(iter(()), self.response).close()
+
+    def _container_running(self) -> bool:
+        from deployer import containers
+
+        st = containers.state(self.ctx.docker, self.container_id)
+        return st is not None and st.running
+
     def _read(self) -> None:
         sequencer = Sequencer(self.cursor)
         try:
-            if self.cursor != (0, 0):
-                # Catch up without following first: Docker 20.10's follow-with-since over rotated log
-                # files can stall, a plain read does not. The follow then starts where it ended.
+            while not self.stopping:
+                # Catch up without following first (reliable over rotated files), then follow.
                 self._stream(sequencer, follow=False)
-            if not self.stopping:
-                self._stream(sequencer, follow=True)
-                self.ended_cleanly = not self.stopping
-        except Exception:  # the stream broke; the watcher starts a new tailer from the stored cursor
-            if not (self.failed or self.stopping):
+                if not self._container_running():
+                    self._stream(sequencer, follow=False)  # its last words, written as it died
+                    self.ended_cleanly = True
+                    log.info("log of %s ended (%d lines stored by this tailer)", self.deployment_id, self.stored)
+                    return
+                following = threading.Event()
+                following.set()
+                self.last_frame_at = time.monotonic()
+                watchdog = threading.Thread(target=self._watchdog, args=(sequencer, following), daemon=True)
+                watchdog.start()
+                try:
+                    self._stream(sequencer, follow=True)
+                except Exception:
+                    if self.stopping or self.failed:
+                        raise
+                finally:
+                    following.clear()
+        except Exception as exc:  # the stream broke; the watcher starts a new tailer from the stored cursor
+            gone = getattr(getattr(exc, "response", None), "status_code", None) == 404
+            self.ended_cleanly = self.ended_cleanly or gone  # the container was removed: nothing more to read
+            if not (self.failed or self.stopping or gone):
                 log.warning("log stream of %s broke", self.deployment_id, exc_info=True)
         finally:
             self._put(None)

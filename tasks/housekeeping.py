@@ -15,23 +15,23 @@ from tasks.context import context_for
 def register(app: Celery) -> None:
     from tasks.stages import send_chain
 
-    @app.task(name="deployer.drain_queue")
+    @app.task(name="deployer.drain_queue", shared=False)
     def drain_queue() -> int:
         return drain(context_for(app), lambda dep, token, status: send_chain(app, dep, token, status))
 
-    @app.task(name="deployer.reconcile_runtime")
+    @app.task(name="deployer.reconcile_runtime", shared=False)
     def reconcile_runtime_task() -> dict[str, list[str]]:
         report = reconcile_runtime(context_for(app))
         return {"crashed": report.crashed, "removed": report.removed, "routes": report.routes}
 
-    @app.task(name="deployer.probe_health")
+    @app.task(name="deployer.probe_health", shared=False)
     def probe_health() -> dict[str, str]:
         return probe_all(context_for(app))
 
-    @app.task(name="deployer.sample_metrics")
+    @app.task(name="deployer.sample_metrics", shared=False)
     def sample_metrics_task() -> int:
         return sample_metrics(context_for(app))
 
-    @app.task(name="deployer.reconcile_stops")
+    @app.task(name="deployer.reconcile_stops", shared=False)
     def reconcile_stops_task() -> int:
         return reconcile_stops(context_for(app))

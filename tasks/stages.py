@@ -26,7 +26,7 @@ def _make_stage(app: Celery, stage: Status, settings: Settings) -> None:
     hard = stage_limit(stage.value, settings)
 
     @app.task(name=stage_task_name(stage), bind=True, acks_late=True, time_limit=hard, soft_time_limit=int(hard * 0.9),
-              max_retries=2)  # fmt: skip
+              max_retries=2, shared=False)  # fmt: skip
     def stage_task(self: Any, deployment_id: str, token: str) -> None:
         ctx = context_for(app)
         try:
@@ -43,7 +43,7 @@ def register(app: Celery, settings: Settings) -> None:
     for stage in STAGES:
         _make_stage(app, stage, settings)
 
-    @app.task(name="deployer.stage_failed")
+    @app.task(name="deployer.stage_failed", shared=False)
     def stage_failed(request: Any, exc: BaseException, traceback: Any) -> None:
         deployment_id = request.args[0]
         stage = str(request.task).rsplit(".", 1)[-1]

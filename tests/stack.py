@@ -82,32 +82,25 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-class CeleryProcess:
-    """`celery -A tasks.celery worker|beat` in its own process group, so a test can SIGKILL all of it."""
+class GroupProcess:
+    """A child in its own process group, so a test can SIGKILL all of it (pool children included)."""
 
-    def __init__(self, settings: Settings, kind: str, logdir: Path) -> None:
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+    def _spawn(self, cmd: list[str], env: dict[str, str], logdir: Path, name: str) -> None:
         logdir.mkdir(parents=True, exist_ok=True)
-        self.log_path = logdir / f"{kind}-{time.monotonic_ns()}.log"
+        self.log_path = logdir / f"{name}-{time.monotonic_ns()}.log"
         self.log = self.log_path.open("wb")
-        if kind == "worker":
-            args = ["worker", "-l", "info", "-c", "8", "-Q", settings.queue, "--without-mingle", "--without-gossip",
-                    "-n", f"test-{time.monotonic_ns()}@%h"]  # fmt: skip
-        else:
-            args = ["beat", "-l", "info", "-s", str(logdir / f"beat-{time.monotonic_ns()}")]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tasks.celery", *args], env=settings_env(settings),
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=Path(__file__).parents[1],
-        )  # fmt: skip
-        if kind == "worker":
-            wait_for(lambda: b"ready." in self.log_path.read_bytes() or self._dead(), timeout=60, what="worker ready")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     cwd=Path(__file__).parents[1])  # fmt: skip
 
     def _dead(self) -> bool:
         if self.proc.poll() is not None:
-            raise AssertionError(f"celery exited:\n{self.log_path.read_text()[-3000:]}")
+            raise AssertionError(f"{self.log_path.name} exited:\n{self.log_path.read_text()[-3000:]}")
         return False
 
     def kill(self) -> None:
-        """SIGKILL the whole process group: the pool children die mid-task too."""
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=20)
         self.log.close()
@@ -121,6 +114,20 @@ class CeleryProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=10)
         self.log.close()
+
+
+class CeleryProcess(GroupProcess):
+    """`celery -A tasks.celery worker|beat`."""
+
+    def __init__(self, settings: Settings, kind: str, logdir: Path) -> None:
+        if kind == "worker":
+            args = ["worker", "-l", "info", "-c", "8", "-Q", settings.queue, "--without-mingle", "--without-gossip",
+                    "-n", f"test-{time.monotonic_ns()}@%h"]  # fmt: skip
+        else:
+            args = ["beat", "-l", "info", "-s", str(logdir / f"beat-{time.monotonic_ns()}")]
+        self._spawn([sys.executable, "-m", "celery", "-A", "tasks.celery", *args], settings_env(settings), logdir, kind)
+        if kind == "worker":
+            wait_for(lambda: b"ready." in self.log_path.read_bytes() or self._dead(), timeout=60, what="worker ready")
 
 
 class Api:
@@ -162,36 +169,10 @@ class Api:
         return result
 
 
-class WatcherProcess:
-    """`deployer watch` in its own process group, with extra environment on top of the settings."""
+class WatcherProcess(GroupProcess):
+    """`deployer watch`, with extra environment on top of the settings."""
 
     def __init__(self, settings: Settings, logdir: Path, **env: str) -> None:
-        logdir.mkdir(parents=True, exist_ok=True)
-        self.log_path = logdir / f"watcher-{time.monotonic_ns()}.log"
-        self.log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "watch"], env={**settings_env(settings), **env},
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=Path(__file__).parents[1],
-        )  # fmt: skip
+        self._spawn([sys.executable, "-m", "cli.main", "watch"], {**settings_env(settings), **env}, logdir, "watcher")
         wait_for(lambda: b"start-up reconciliation" in self.log_path.read_bytes() or self._dead(), timeout=60,
                  what="watcher start")  # fmt: skip
-
-    def _dead(self) -> bool:
-        if self.proc.poll() is not None:
-            raise AssertionError(f"watcher exited:\n{self.log_path.read_text()[-3000:]}")
-        return False
-
-    def kill(self) -> None:
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=20)
-        self.log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.log.close()
