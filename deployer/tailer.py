@@ -282,7 +282,7 @@ class Tailer:
                 finally:
                     following.clear()
         except Exception as exc:  # the stream broke; the watcher starts a new tailer from the stored cursor
-            gone = getattr(getattr(exc, "response", None), "status_code", None) == 404
+            gone = getattr(getattr(exc, "response", None), "status_code", None) in (404, 409)  # removed or going
             self.ended_cleanly = self.ended_cleanly or gone  # the container was removed: nothing more to read
             if not (self.failed or self.stopping or gone):
                 log.warning("log stream of %s broke", self.deployment_id, exc_info=True)

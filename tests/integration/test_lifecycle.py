@@ -53,7 +53,8 @@ def test_a_python_agent_runs_is_routed_and_stops_without_leftovers(stack: Stack)
     row = api.wait_status(dep, "running", "failed")
     assert row["status"] == "running", api.lines(dep)
     assert row["started_at"] and row["container_id"] and row["image"].startswith(f"deployer/app-{dep}:")
-    assert row["entity_id"] == "echo-agent"
+    # the entity id is back-filled from the agent card just after `running`, best effort
+    wait_for(lambda: api.row(dep)["entity_id"] == "echo-agent", timeout=30, what="entity id")
 
     through_caddy = stack.caddy.get(f"{slug}.apps.test", "/hello")
     assert through_caddy.json() == {"agent": "echo-agent", "path": "/hello"}
