@@ -23,5 +23,6 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": float(settings.metrics_interval_sec),
             "options": {"expires": settings.metrics_interval_sec},
         },
+        "retention": {"task": "deployer.retention", "schedule": settings.retention_interval_min * 60.0},
         "reconcile-runtime": {"task": "deployer.reconcile_runtime", "schedule": 30.0, "options": {"expires": 25}},
     }

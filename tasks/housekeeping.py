@@ -8,6 +8,7 @@ from deployer.drain import drain
 from deployer.metrics import sample_metrics
 from deployer.probes import probe_all
 from deployer.reconcile import reconcile_runtime
+from deployer.retention import apply_retention, cutoffs
 from deployer.teardown import reconcile_stops
 from tasks.context import context_for
 
@@ -31,6 +32,11 @@ def register(app: Celery) -> None:
     @app.task(name="deployer.sample_metrics", shared=False)
     def sample_metrics_task() -> int:
         return sample_metrics(context_for(app))
+
+    @app.task(name="deployer.retention", shared=False)
+    def retention() -> dict[str, int]:
+        ctx = context_for(app)
+        return apply_retention(ctx.engine, cutoffs(ctx.now(), ctx.settings))
 
     @app.task(name="deployer.reconcile_stops", shared=False)
     def reconcile_stops_task() -> int:

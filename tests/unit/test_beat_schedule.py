@@ -11,7 +11,8 @@ def test_every_scheduled_task_name_resolves_to_a_registered_task(tmp_path: Path)
     settings = load_settings({"DEPLOYER_DATA_ROOT": str(tmp_path)})
     app = create_celery(settings)
     schedule = beat_schedule(settings)
-    assert {"drain-queue", "reconcile-stops", "probe-health", "sample-metrics", "reconcile-runtime"} <= set(schedule)
+    expected = {"drain-queue", "reconcile-stops", "probe-health", "sample-metrics", "retention", "reconcile-runtime"}
+    assert expected <= set(schedule)
     for name, entry in schedule.items():
         assert entry["task"] in app.tasks, name
 
