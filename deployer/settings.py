@@ -68,6 +68,9 @@ class Settings:
     metric_retention_days: int = _var(
         "DEPLOYER_METRIC_RETENTION_DAYS", 3, "days", "Metric samples kept; 0 = forever", min=0
     )
+    image_retention_days: int = _var(
+        "DEPLOYER_IMAGE_RETENTION_DAYS", 7, "days", "Built image of a stopped deployment kept; 0 = forever", min=0
+    )
     keep_crashed_containers: bool = _var(
         "DEPLOYER_KEEP_CRASHED_CONTAINERS", False, "bool", "Leave crashed containers for inspection"
     )

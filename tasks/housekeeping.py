@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 from deployer.drain import drain
+from deployer.image_gc import prune_images
 from deployer.metrics import sample_metrics
 from deployer.probes import probe_all
 from deployer.reconcile import reconcile_runtime
@@ -36,7 +37,9 @@ def register(app: Celery) -> None:
     @app.task(name="deployer.retention", shared=False)
     def retention() -> dict[str, int]:
         ctx = context_for(app)
-        return apply_retention(ctx.engine, cutoffs(ctx.now(), ctx.settings))
+        report = apply_retention(ctx.engine, cutoffs(ctx.now(), ctx.settings))
+        images = prune_images(ctx.engine, ctx.docker, now=ctx.now(), keep_days=ctx.settings.image_retention_days)
+        return {**report, "images": len(images.removed), "image_errors": len(images.errors)}
 
     @app.task(name="deployer.reconcile_stops", shared=False)
     def reconcile_stops_task() -> int:

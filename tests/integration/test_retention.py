@@ -1,16 +1,22 @@
 from __future__ import annotations
 
+import io
+import tarfile
+import uuid
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, update
 
-from deployer.models import DeploymentLog, DeploymentMetric, utcnow
+from deployer.image_gc import prune_images
+from deployer.models import Deployment, DeploymentLog, DeploymentMetric, utcnow
 from deployer.retention import apply_retention, cutoffs
 from deployer.settings import Settings, load_settings
 from tests.conftest import make_deployment_row
 
 _log = DeploymentLog.__table__  # type: ignore[attr-defined]
 _metric = DeploymentMetric.__table__  # type: ignore[attr-defined]
+_dep = Deployment.__table__  # type: ignore[attr-defined]
 
 
 def test_cutoffs_follow_the_settings_and_zero_disables_a_pass(settings_env: dict[str, str]) -> None:
@@ -43,3 +49,62 @@ def test_retention_removes_exactly_what_is_older_than_each_cutoff(engine: Engine
         kept_metrics = sorted(conn.execute(select(_metric.c.cpu_pct)).scalars())
     assert kept == sorted(["stderr 1", "stderr 6", "stdout 1", "stdout 6"] + [f"system {a}" for a in (1, 6, 8, 20, 29)])
     assert kept_metrics == [1.0]
+
+
+def _import_image(docker_client: Any, repository: str, tag: str, labels: dict[str, str]) -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("marker")
+        payload = repository.encode()  # a distinct layer per repository: no two share an image id by accident
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    changes = [f"LABEL {k}={v}" for k, v in labels.items()]
+    docker_client.api.import_image_from_data(buf.getvalue(), repository=repository, tag=tag, changes=changes)
+
+
+def _present(docker_client: Any, ref: str) -> bool:
+    from docker.errors import ImageNotFound
+
+    try:
+        docker_client.images.get(ref)
+    except ImageNotFound:
+        return False
+    return True
+
+
+def test_image_pruning_removes_only_our_stale_app_images_and_clears_the_row(
+    engine: Engine, docker_client: Any
+) -> None:
+    now = utcnow()
+    ours = {"deployer.managed": "true", "deployer.role": "app"}
+    long_stopped = make_deployment_row(engine, status="stopped", stopped_at=now - timedelta(days=9))
+    recent = make_deployment_row(engine, status="crashed", stopped_at=now - timedelta(days=1))
+    running = make_deployment_row(engine, status="running")
+    gone = str(uuid.uuid4())
+    refs = {name: (f"deployer/app-{dep}", "0123456789ab") for name, dep in
+            [("long", long_stopped), ("recent", recent), ("running", running), ("gone", gone)]}  # fmt: skip
+    superseded = (f"deployer/app-{recent}", "old000000000")
+    foreign = (f"deployer/app-{gone}-foreign", "latest")  # our naming, but no label: not ours to touch
+    try:
+        for repo, tag in [*refs.values(), superseded]:
+            _import_image(docker_client, repo, tag, ours)
+        _import_image(docker_client, *foreign, {})
+        with engine.begin() as conn:
+            for name, dep in [("long", long_stopped), ("recent", recent), ("running", running)]:
+                conn.execute(update(_dep).where(_dep.c.id == dep).values(image=":".join(refs[name])))
+
+        report = prune_images(engine, docker_client, now=now, keep_days=7)
+
+        assert sorted(report.removed) == sorted([":".join(refs["long"]), ":".join(refs["gone"]), ":".join(superseded)])
+        assert report.errors == []
+        for name in ("recent", "running"):
+            assert _present(docker_client, ":".join(refs[name]))
+        assert _present(docker_client, ":".join(foreign))
+        with engine.connect() as conn:
+            rows = conn.execute(select(_dep.c.id, _dep.c.image).where(_dep.c.id.in_([long_stopped, recent])))
+            images = {r.id: r.image for r in rows}
+        assert images == {long_stopped: None, recent: ":".join(refs["recent"])}
+    finally:
+        for repo, tag in [*refs.values(), superseded, foreign]:
+            if _present(docker_client, f"{repo}:{tag}"):
+                docker_client.images.remove(f"{repo}:{tag}", force=True)
