@@ -15,12 +15,12 @@ import struct
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import update
 
+from deployer.chunked import body_reader
 from deployer.context import Context
 from deployer.loglines import append_lines
 from deployer.models import Deployment
@@ -45,33 +45,43 @@ def parse_timestamp(raw: bytes) -> int:
     return _epoch_seconds(main) * 1_000_000_000 + int((frac or b"0").ljust(9, b"0")[:9])
 
 
-def ns_to_datetime(ns: int) -> datetime:
-    return datetime.fromtimestamp(ns / 1e9, UTC)
-
-
 def since_param(ns: int) -> str:
     return f"{ns // 1_000_000_000}.{ns % 1_000_000_000:09d}"
 
 
-def read_frames(raw: Any) -> Iterator[tuple[int, bytes]]:
-    """(stream id, payload) per frame of Docker's multiplexed log stream, until it ends.
+Frame = tuple[int, bytes]  # (stream id, payload)
+
+
+def read_frame_chunks(raw: Any) -> Iterator[list[Frame]]:
+    """The complete frames of Docker's multiplexed log stream, a list per read, until it ends.
 
     Reads whatever has arrived (`read1`) into a buffer: one small read per frame is slow, and a
-    read that waits for a full buffer would hold back the last lines of a quiet stream.
+    read that waits for a full buffer would hold back the last lines of a quiet stream. A list per
+    read lets the consumer hand on thousands of lines with one queue operation.
     """
-    read = getattr(raw, "read1", raw.read)
+    read = getattr(raw, "read1", None) or raw.read
+    unpack = struct.Struct(">I").unpack_from
     buf, pos = b"", 0
     while True:
-        while len(buf) - pos >= 8:
-            size = struct.unpack_from(">I", buf, pos + 4)[0]
-            if len(buf) - pos < 8 + size:
+        frames: list[Frame] = []
+        end = len(buf)
+        while end - pos >= 8:
+            size = unpack(buf, pos + 4)[0]
+            if end - pos < 8 + size:
                 break
-            yield buf[pos], buf[pos + 8 : pos + 8 + size]
+            frames.append((buf[pos], buf[pos + 8 : pos + 8 + size]))
             pos += 8 + size
+        if frames:
+            yield frames
         chunk = read(1 << 16)
         if not chunk:
             return
         buf, pos = buf[pos:] + chunk, 0
+
+
+def read_frames(raw: Any) -> Iterator[Frame]:
+    for frames in read_frame_chunks(raw):
+        yield from frames
 
 
 Cursor = tuple[int, int]  # (last stored stdout ns, last stored stderr ns)
@@ -104,23 +114,27 @@ def since_for(cursor: Cursor) -> int:
     return max(0, min(seen) - SINCE_MARGIN_NS) if seen else 0
 
 
-@dataclass(frozen=True)
-class Line:
+class Line(NamedTuple):  # a tuple: hundreds of thousands are made per second
     stream: str
     text: str
     ts_ns: int
+    ts: str  # Docker's RFC 3339 stamp, as stored and published: formatting a datetime per line costs more
 
 
 def split_payload(stream_id: int, payload: bytes, partial: dict[int, bytes]) -> list[Line]:
     """Lines of one frame (`<timestamp> <text>`); a message without its newline waits for the rest."""
-    ts_raw, _, body = payload.partition(b" ")
-    ts_ns = parse_timestamp(ts_raw)
-    data = partial.pop(stream_id, b"") + body
+    ts_raw, _, data = payload.partition(b" ")
+    if partial and stream_id in partial:
+        data = partial.pop(stream_id) + data
     if not data.endswith(b"\n"):
         partial[stream_id] = data
         return []
-    name = STREAM_NAMES.get(stream_id, "stdout")
-    return [Line(name, t.decode("utf-8", "replace"), ts_ns) for t in data[:-1].split(b"\n")]
+    ts_ns, name, ts = parse_timestamp(ts_raw), STREAM_NAMES.get(stream_id, "stdout"), ts_raw.decode()
+    # tuple.__new__ skips NamedTuple's Python-level constructor: this runs once per line.
+    return [_new_line(Line, (name, t.decode("utf-8", "replace"), ts_ns, ts)) for t in data[:-1].split(b"\n")]
+
+
+_new_line = tuple.__new__
 
 
 def cursor_after(lines: list[Line], cursor: Cursor) -> Cursor:
@@ -137,7 +151,7 @@ def cursor_after(lines: list[Line], cursor: Cursor) -> Cursor:
 def store(ctx: Context, deployment_id: str, lines: list[Line], cursor: Cursor) -> Cursor:
     new_cursor = cursor_after(lines, cursor)
     with ctx.engine.begin() as conn:
-        last = append_lines(conn, deployment_id, [(ln.stream, ln.text, ns_to_datetime(ln.ts_ns)) for ln in lines])
+        last = append_lines(conn, deployment_id, [(ln.stream, ln.text, ln.ts) for ln in lines])
         conn.execute(
             update(_dep)
             .where(_dep.c.id == deployment_id)
@@ -146,8 +160,7 @@ def store(ctx: Context, deployment_id: str, lines: list[Line], cursor: Cursor) -
     if ctx.publisher is not None:
         first = last - len(lines) + 1
         ctx.publisher.log_batch(deployment_id, [
-            {"line_no": first + i, "stream": ln.stream, "text": ln.text, "ts": ns_to_datetime(ln.ts_ns).isoformat()}
-            for i, ln in enumerate(lines)
+            {"line_no": first + i, "stream": ln.stream, "text": ln.text, "ts": ln.ts} for i, ln in enumerate(lines)
         ])  # fmt: skip
     return new_cursor
 
@@ -158,7 +171,7 @@ class Tailer:
     def __init__(self, ctx: Context, deployment_id: str, container_id: str, cursor: Cursor) -> None:
         self.ctx, self.deployment_id, self.container_id = ctx, deployment_id, container_id
         self.cursor = cursor
-        self.lines: queue.Queue[Line | None] = queue.Queue(maxsize=100_000)
+        self.lines: queue.Queue[list[Line] | None] = queue.Queue(maxsize=256)  # chunks of up to ~64 KiB
         self.response: Any = None
         self.ended_cleanly = False
         self.failed = False
@@ -184,7 +197,7 @@ class Tailer:
         self.stopping = True
         self._cut()
 
-    def _put(self, item: Line | None) -> bool:
+    def _put(self, item: list[Line] | None) -> bool:
         while True:
             try:
                 self.lines.put(item, timeout=0.5)
@@ -206,11 +219,13 @@ class Tailer:
         since = since_for((sequencer.last["stdout"], sequencer.last["stderr"]))
         partial: dict[int, bytes] = {}
         self.response = self._request(since, follow)
-        for stream_id, payload in read_frames(self.response.raw):
+        admit = sequencer.admit
+        for frames in read_frame_chunks(body_reader(self.response)):
             self.last_frame_at = time.monotonic()
-            for line in split_payload(stream_id, payload, partial):
-                if sequencer.admit(line.ts_ns, line.stream) and not self._put(line):
-                    raise RuntimeError("the writer failed")
+            lines = (ln for sid, payload in frames for ln in split_payload(sid, payload, partial))
+            fresh = [ln for ln in lines if admit(ln.ts_ns, ln.stream)]
+            if fresh and not self._put(fresh):
+                raise RuntimeError("the writer failed")
 
     def _newer_exists(self, sequencer: Sequencer) -> bool:
         """Whether Docker has lines the follow stream has not delivered (a plain read, no follow)."""
@@ -219,7 +234,7 @@ class Tailer:
         resp = self._request(min(seen) if seen else 0, follow=False)
         try:
             partial: dict[int, bytes] = {}
-            for stream_id, payload in read_frames(resp.raw):
+            for stream_id, payload in read_frames(body_reader(resp)):
                 if any(probe.admit(ln.ts_ns, ln.stream) for ln in split_payload(stream_id, payload, partial)):
                     return True
             return False
@@ -262,10 +277,11 @@ class Tailer:
         sequencer = Sequencer(self.cursor)
         try:
             while not self.stopping:
-                # Catch up without following first (reliable over rotated files), then follow.
+                # Catch up without following first (reliable over rotated files), then follow. A
+                # container already stopped before the catch-up began has all its output in that read.
+                was_running = self._container_running()
                 self._stream(sequencer, follow=False)
-                if not self._container_running():
-                    self._stream(sequencer, follow=False)  # its last words, written as it died
+                if not was_running:
                     self.ended_cleanly = True
                     log.info("log of %s ended (%d lines stored by this tailer)", self.deployment_id, self.stored)
                     return
@@ -296,7 +312,7 @@ class Tailer:
             batch.clear()
 
     def _write(self) -> None:
-        """Batches of up to BATCH_LINES lines, none waiting longer than BATCH_SECONDS."""
+        """Batches of about BATCH_LINES lines (one read's chunk more at most), none older than BATCH_SECONDS."""
         batch: list[Line] = []
         first_at = 0.0
         try:
@@ -312,7 +328,7 @@ class Tailer:
                     return
                 if not batch:
                     first_at = time.monotonic()
-                batch.append(item)
+                batch.extend(item)
                 if len(batch) >= BATCH_LINES:
                     self._flush(batch)
         except Exception:  # nothing past the stored cursor is lost: a new tailer re-reads it

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, select
 
-from deployer.loglines import append_lines
+from deployer.loglines import COPY_THRESHOLD, append_lines
 from deployer.models import Deployment, DeploymentLog
 from deployer.states import Status
 from deployer.transitions import transition
@@ -83,6 +84,31 @@ def test_nul_bytes_and_trailing_carriage_returns_are_cleaned(engine: Engine) -> 
     with engine.begin() as conn:
         append_lines(conn, dep, [("stdout", "a\x00b\r"), ("stderr", "plain")])
     assert lines_of(engine, dep) == [(1, "stdout", "a\ufffdb"), (2, "stderr", "plain")]
+
+
+@pytest.mark.parametrize("count", [3, COPY_THRESHOLD])  # by INSERT, and by COPY on PostgreSQL
+def test_lines_may_carry_dockers_own_iso_timestamps(engine: Engine, count: int) -> None:
+    dep = make_deployment_row(engine)
+    with engine.begin() as conn:
+        stamped = [("stdout", f"l{i}", f"2026-11-23T12:{i // 60:02d}:{i % 60:02d}.123456789Z") for i in range(count)]
+        append_lines(conn, dep, stamped)
+    query = select(_log.c.ts).where(_log.c.deployment_id == dep).order_by(_log.c.line_no)
+    with engine.connect() as conn:
+        stamps = list(conn.execute(query).scalars())
+    assert len(stamps) == count
+    assert stamps[1].replace(tzinfo=UTC) - datetime(2026, 11, 23, 12, 0, 1, tzinfo=UTC) in (
+        timedelta(microseconds=123456), timedelta(microseconds=123457)  # SQLite truncates, PostgreSQL rounds
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("count", [1, COPY_THRESHOLD])
+def test_awkward_texts_come_back_exactly_by_insert_and_by_copy(engine: Engine, count: int) -> None:
+    awkward = ["back\\slash", "tab\there", "\\N", "\\.", "mid\rreturn", "two\nlines", "ünïcødé ✓ 日本", "", " "]
+    texts = [awkward[i % len(awkward)] + f" #{i}" for i in range(count)] + awkward
+    dep = make_deployment_row(engine)
+    with engine.begin() as conn:
+        append_lines(conn, dep, [("stdout", t) for t in texts])
+    assert [text for _, _, text in lines_of(engine, dep)] == texts
 
 
 def run_together(*fns: Callable[[], None]) -> list[BaseException]:

@@ -12,6 +12,7 @@ from deployer.tailer import (
     Sequencer,
     cursor_after,
     parse_timestamp,
+    read_frame_chunks,
     read_frames,
     since_for,
     since_param,
@@ -38,11 +39,31 @@ def test_multiplexed_frames_are_split_by_stream_even_across_reads() -> None:
     assert list(read_frames(io.BytesIO(data[:-3]))) == [(1, b"2026-11-23T12:00:00.1Z out\n")]
 
 
+class Trickle:
+    """A response body that hands out a few bytes per read, as a slow socket does."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step = data, step
+
+    def read1(self, _n: int) -> bytes:
+        out, self.data = self.data[: self.step], self.data[self.step :]
+        return out
+
+
+@given(st.lists(st.tuples(st.sampled_from([1, 2]), st.binary(max_size=40)), max_size=30), st.integers(1, 64))
+def test_frames_come_whole_and_in_order_however_the_bytes_are_cut(frames: list[tuple[int, bytes]], step: int) -> None:
+    data = b"".join(frame(sid, payload) for sid, payload in frames)
+    chunks = list(read_frame_chunks(Trickle(data, step)))
+    assert [f for chunk in chunks for f in chunk] == frames
+    assert all(chunks)  # a read that completes no frame hands on nothing
+
+
 def test_a_message_without_newline_waits_for_its_continuation() -> None:
     partial: dict[int, bytes] = {}
     assert split_payload(1, b"2026-11-23T12:00:00.1Z half a ", partial) == []
     lines = split_payload(1, b"2026-11-23T12:00:00.1Z line\n", partial)
     assert [ln.text for ln in lines] == ["half a line"]
+    assert lines[0].ts == "2026-11-23T12:00:00.1Z"  # Docker's own stamp is what gets stored
     assert split_payload(2, b"2026-11-23T12:00:00.3Z err\n", partial)[0].stream == "stderr"
 
 
@@ -60,7 +81,7 @@ def test_a_resumed_follow_starts_a_margin_before_both_cursors() -> None:
 
 
 def test_the_cursor_is_the_newest_stored_line_of_each_stream() -> None:
-    lines = [Line("stdout", "a", 5), Line("stderr", "b", 3), Line("stdout", "c", 7)]
+    lines = [Line("stdout", "a", 5, ""), Line("stderr", "b", 3, ""), Line("stdout", "c", 7, "")]
     assert cursor_after(lines, (0, 9)) == (7, 9)
 
 
@@ -70,8 +91,8 @@ def interleave(out: list[int], err: list[int], order: list[bool]) -> list[Line]:
     for pick_out in order:
         nxt = next(o, None) if pick_out else next(e, None)
         if nxt is not None:
-            merged.append(Line("stdout" if pick_out else "stderr", f"{'o' if pick_out else 'e'}{nxt}", nxt))
-    merged += [Line("stdout", f"o{t}", t) for t in o] + [Line("stderr", f"e{t}", t) for t in e]
+            merged.append(Line("stdout" if pick_out else "stderr", f"{'o' if pick_out else 'e'}{nxt}", nxt, ""))
+    merged += [Line("stdout", f"o{t}", t, "") for t in o] + [Line("stderr", f"e{t}", t, "") for t in e]
     return merged
 
 
