@@ -26,7 +26,7 @@ PUBLIC_FIELDS = (
 )  # fmt: skip
 
 
-def _iso(value: Any) -> Any:
+def iso(value: Any) -> Any:
     if isinstance(value, datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=UTC)
         return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
@@ -35,7 +35,7 @@ def _iso(value: Any) -> Any:
 
 def public_view(row: Any) -> dict[str, Any]:
     m = row._mapping
-    view = {k: _iso(m[k]) for k in PUBLIC_FIELDS}
+    view = {k: iso(m[k]) for k in PUBLIC_FIELDS}
     view["url"] = m["host_url"]
     view["env_keys"] = sorted((m["env"] or {}).keys())
     return view
@@ -82,7 +82,7 @@ def log_lines(engine: Engine, deployment_id: str, *, after: int = 0, limit: int 
             .order_by(_log.c.line_no)
             .limit(limit)
         ).all()
-    return [{"line_no": r.line_no, "stream": r.stream, "text": r.text, "ts": _iso(r.ts)} for r in rows]
+    return [{"line_no": r.line_no, "stream": r.stream, "text": r.text, "ts": iso(r.ts)} for r in rows]
 
 
 def request_stop(

@@ -63,6 +63,11 @@ class Busy(DeployerError):
     code = "busy"
 
 
+class Unavailable(DeployerError):
+    status = 503
+    code = "unavailable"
+
+
 class PortExhausted(DeployerError):
     status = 503
     code = "PORT_EXHAUSTED"

@@ -10,7 +10,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -90,5 +90,24 @@ def verify_token(engine: Engine, token: str, *, now: Callable[[], datetime] = ut
         ).first()
         if r is None:
             return None
-        conn.execute(update(_tokens).where(_tokens.c.id == r.id).values(last_used_at=now()))
+        at = now()
+        if _stale(r.last_used_at, at):  # a write per request would serialise every API call on this row
+            conn.execute(update(_tokens).where(_tokens.c.id == r.id).values(last_used_at=at))
     return _row(r)
+
+
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def _stale(last_used: datetime | None, now: datetime) -> bool:
+    if last_used is None:
+        return True
+    aware = last_used if last_used.tzinfo else last_used.replace(tzinfo=UTC)
+    return now - aware >= LAST_USED_RESOLUTION
+
+
+def live_token(engine: Engine, token_id: int) -> TokenInfo | None:
+    """The token behind a dashboard session, while it is not revoked."""
+    with engine.connect() as conn:
+        r = conn.execute(select(_tokens).where(_tokens.c.id == token_id, _tokens.c.revoked_at.is_(None))).first()
+    return None if r is None else _row(r)

@@ -72,6 +72,19 @@ def parse_env(raw: str | None) -> dict[str, str]:
     return check_env(doc)
 
 
+def parse_env_lines(raw: str | None) -> dict[str, str]:
+    """`KEY=VALUE` lines, as typed into the dashboard (blank lines and `#` comments skipped)."""
+    env: dict[str, str] = {}
+    for n, line in enumerate((raw or "").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise InvalidUpload(f"env line {n} has no '=': write KEY=VALUE")
+        env[key.strip()] = value
+    return check_env(env)
+
+
 def check_env(env: Mapping[str, str]) -> dict[str, str]:
     if len(env) > MAX_ENV_VARS:
         raise InvalidUpload(f"env has {len(env)} variables; the limit is {MAX_ENV_VARS}")

@@ -4,19 +4,35 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
 
 from flask import Flask, current_app
 from sqlalchemy import Engine
 
 from deployer.db import make_engine
+from deployer.errors import Unavailable
 from deployer.events import publisher_for
+from deployer.images import list_images
 from deployer.secrets import MasterKey, ensure_master_key
 from deployer.settings import Settings, load_settings
 from deployer.transitions import OnTransition
 from tasks.kick import make_kicker
+from web.hub import Hub
+from web.streams import Timing
 
 Kick = Callable[[str], None]  # asks the workers to run a named task now (e.g. "drain_queue")
+
+
+def docker_images() -> list[dict[str, Any]]:
+    """The host's labelled images, read-only. The web process talks to Docker for this listing only."""
+    import docker
+
+    try:
+        return list_images(docker.from_env(timeout=10))
+    except docker.errors.DockerException as exc:
+        raise Unavailable(f"Docker is not reachable from the web process: {exc}") from None
 
 
 @dataclass
@@ -27,6 +43,9 @@ class Services:
     kick: Kick
     slug_suffix: Callable[[int], str]
     on_transition: OnTransition | None = None
+    hub: Hub | None = None  # live fan-out from Redis; None in embedded mode (streams poll the database)
+    images: Callable[[], list[dict[str, Any]]] = docker_images
+    stream_timing: Timing = field(default_factory=Timing)
 
 
 def services() -> Services:
@@ -41,8 +60,10 @@ def create_app(
     master_key: MasterKey | None = None,
     kick: Kick | None = None,
     slug_suffix: Callable[[int], str] | None = None,
+    images: Callable[[], list[dict[str, Any]]] | None = None,
+    stream_timing: Timing | None = None,
 ) -> Flask:
-    from web import api, errors
+    from web import api, dashboard, errors, ws
 
     settings = settings or load_settings()
     app = Flask(__name__)
@@ -52,6 +73,10 @@ def create_app(
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + 4 * 1024 * 1024,
         MAX_FORM_MEMORY_SIZE=4 * 1024 * 1024,
         JSON_SORT_KEYS=False,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",  # nor sent on cross-site subrequests and WebSocket handshakes
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        SOCK_SERVER_OPTIONS={"ping_interval": 25},
     )
     app.extensions["deployer"] = Services(
         settings=settings,
@@ -60,7 +85,12 @@ def create_app(
         kick=kick or make_kicker(settings),
         slug_suffix=slug_suffix or secrets.token_hex,
         on_transition=(publisher.status if (publisher := publisher_for(settings.redis_url)) else None),
+        hub=Hub(settings.redis_url) if settings.redis_url else None,
+        images=images or docker_images,
+        stream_timing=stream_timing or Timing(),
     )
     errors.init_app(app)
     app.register_blueprint(api.bp)
+    ws.init_app(app)
+    dashboard.init_app(app)
     return app

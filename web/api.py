@@ -2,40 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from deployer import deployments, readiness, tokens
-from deployer.errors import InvalidRequest, InvalidUpload, Unauthorized
+from deployer import capacity, deployments, readiness
+from deployer.errors import InvalidRequest, InvalidUpload
 from deployer.uploads import Upload, accept_upload, parse_env
 from web import services
+from web.auth import authenticate
+from web.openapi import spec
+from web.streams import DbSource, LogStream, sse_format
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-PUBLIC_ENDPOINTS = {"api.health"}
+PUBLIC_ENDPOINTS = {"api.health", "api.openapi"}
 
 
 @bp.before_request
 def require_token() -> None:
-    if request.endpoint in PUBLIC_ENDPOINTS:
-        return
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Missing API token: send Authorization: Bearer <token>")
-    info = tokens.verify_token(services().engine, token.strip())
-    if info is None:
-        raise Unauthorized("Invalid or revoked API token")
-    g.token = info
+    if request.endpoint not in PUBLIC_ENDPOINTS:
+        authenticate()
 
 
 def _int_arg(name: str, default: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
+    return parse_int(name, request.args.get(name), default)
+
+
+def parse_int(name: str, raw: str | None, default: int) -> int:
+    if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise InvalidRequest(f"{name} must be an integer") from None
+    if not -(2**62) < value < 2**62:
+        raise InvalidRequest(f"{name} is out of range")
+    return value
 
 
 @bp.get("/health")
@@ -112,3 +115,49 @@ def get_logs(deployment_id: str) -> Response:
         services().engine, deployment_id, after=_int_arg("after", 0), limit=_int_arg("limit", 500)
     )
     return jsonify({"lines": lines})
+
+
+@bp.get("/deployments/<deployment_id>/logs/stream")
+def stream_logs(deployment_id: str) -> Response:
+    svc = services()
+    deployments.get_deployment(svc.engine, deployment_id)  # 404 before the stream starts
+    resume = request.headers.get("Last-Event-ID")
+    after = parse_int("Last-Event-ID", resume, -1) if resume else _int_arg("after", -1)
+    sub = svc.hub.subscribe(deployment_id) if svc.hub is not None else None
+    stream = LogStream(DbSource(svc.engine, deployment_id), after=None if after < 0 else after, sub=sub,
+                       timing=svc.stream_timing)  # fmt: skip
+
+    def body() -> Iterator[str]:
+        try:
+            yield "retry: 2000\n\n"
+            for event in stream.events():
+                yield sse_format(event)
+        finally:
+            if sub is not None:
+                sub.close()
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return Response(stream_with_context(body()), mimetype="text/event-stream", headers=headers)
+
+
+@bp.get("/deployments/<deployment_id>/metrics")
+def get_metrics(deployment_id: str) -> Response:
+    since = capacity.parse_since(request.args.get("since"))
+    limit = _int_arg("limit", capacity.MAX_SAMPLES)
+    return jsonify({"samples": capacity.samples(services().engine, deployment_id, since=since, limit=limit)})
+
+
+@bp.get("/stats")
+def get_stats() -> Response:
+    svc = services()
+    return jsonify(capacity.stats(svc.engine, max_active=svc.settings.max_active))
+
+
+@bp.get("/images")
+def get_images() -> Response:
+    return jsonify({"images": services().images()})
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(spec())

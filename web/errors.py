@@ -1,10 +1,11 @@
-"""The one place where errors become HTTP: `{"error": {"code", "message"}}` for the API."""
+"""The one place where errors become HTTP: `{"error": {"code", "message"}}` for the API and the
+WebSocket upgrade, a friendly page for the dashboard; never a stack trace to the user."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
 from deployer.errors import DeployerError
@@ -18,24 +19,36 @@ def error_response(status: int, code: str, message: str) -> Response:
     return resp
 
 
+def wants_json() -> bool:
+    return request.path.startswith(("/api", "/ws/"))
+
+
+def error_page(status: int, title: str, message: str) -> Response:
+    resp = Response(render_template("error.html", status=status, title=title, message=message, csrf=None))
+    resp.status_code = status
+    return resp
+
+
+def _reply(status: int, code: str, message: str, title: str) -> Response:
+    return error_response(status, code, message) if wants_json() else error_page(status, title, message)
+
+
 def _deployer_error(exc: DeployerError) -> Response:
     if exc.status >= 500 and exc.status != 503:
         log.error("deployer error on %s: %s", request.path, exc.message)
-    return error_response(exc.status, exc.code, exc.message)
+    return _reply(exc.status, exc.code, exc.message, exc.code.replace("_", " ").capitalize())
 
 
-def _http_error(exc: HTTPException) -> Response | HTTPException:
-    if not request.path.startswith("/api"):
-        return exc
-    code = (exc.name or "error").lower().replace(" ", "_")
+def _http_error(exc: HTTPException) -> Response:
     if exc.code == 413:
-        return error_response(413, "too_large", "Request body is larger than the upload limit")
-    return error_response(exc.code or 500, code, exc.description or exc.name or "error")
+        return _reply(413, "too_large", "Request body is larger than the upload limit", "Too large")
+    code = (exc.name or "error").lower().replace(" ", "_")
+    return _reply(exc.code or 500, code, exc.description or exc.name or "error", exc.name or "Error")
 
 
 def _unexpected(exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
-    return error_response(500, "internal", "Internal error; the operator's log has the details")
+    return _reply(500, "internal", "Internal error; the operator's log has the details", "Something went wrong")
 
 
 def init_app(app: Flask) -> None:

@@ -1,0 +1,85 @@
+"""Who is calling: an API token (`Authorization: Bearer`), or a dashboard session made from one.
+
+A session is a signed cookie holding the token's id and a CSRF secret. It authenticates reads
+(including EventSource, which cannot send headers); any other method made with it must also carry
+the CSRF secret, as a form field or an `X-CSRF-Token` header. Bearer calls need no CSRF: a browser
+never attaches that header on its own.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+
+from flask import g, request, session
+
+from deployer import tokens
+from deployer.errors import DeployerError, Unauthorized
+from web import services
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+class CsrfRejected(DeployerError):
+    status = 403
+    code = "csrf"
+
+
+def bearer_token() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def session_token() -> tokens.TokenInfo | None:
+    token_id = session.get("token_id")
+    if not isinstance(token_id, int):
+        return None
+    return tokens.live_token(services().engine, token_id)
+
+
+def authenticate() -> tokens.TokenInfo:
+    """The caller's token, or Unauthorized; session callers of unsafe methods must pass the CSRF check."""
+    raw = bearer_token()
+    if raw is not None:
+        info = tokens.verify_token(services().engine, raw)
+        if info is None:
+            raise Unauthorized("Invalid or revoked API token")
+        g.token = info
+        return info
+    info = session_token()
+    if info is None:
+        raise Unauthorized("Missing API token: send Authorization: Bearer <token>")
+    if request.method not in SAFE_METHODS:
+        check_csrf()
+    g.token = info
+    return info
+
+
+def csrf_token() -> str:
+    if "csrf" not in session:
+        session["csrf"] = secrets.token_urlsafe(32)
+    return str(session["csrf"])
+
+
+def check_csrf() -> None:
+    sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
+    expected = session.get("csrf")
+    if not expected or not hmac.compare_digest(str(sent), str(expected)):
+        raise CsrfRejected("Missing or wrong CSRF token; reload the page and try again")
+
+
+def log_in(raw_token: str) -> tokens.TokenInfo | None:
+    info = tokens.verify_token(services().engine, raw_token.strip())
+    if info is None:
+        return None
+    session.clear()
+    session["token_id"] = info.id
+    session["csrf"] = secrets.token_urlsafe(32)
+    session.permanent = True
+    return info
+
+
+def log_out() -> None:
+    session.clear()

@@ -1,0 +1,153 @@
+"""The dashboard: server-rendered pages over the same domain functions as the API (DESIGN §10).
+
+Pages need a session (log in with an API token); every form carries the session's CSRF token. Live
+parts (status, logs, samples) are fetched by `static/app.js` from the JSON API and its log stream,
+with the session cookie; JavaScript only ever writes text into the page, never HTML.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from functools import wraps
+from typing import Any
+
+from flask import Blueprint, Flask, Response, g, redirect, render_template, request, url_for
+
+from deployer import capacity, deployments
+from deployer.errors import InvalidUpload
+from deployer.states import Status
+from deployer.uploads import Upload, accept_upload, parse_env_lines
+from web import services
+from web.auth import check_csrf, csrf_token, log_in, log_out, session_token
+
+bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/static")  # fmt: skip
+CARDS = ("running", "starting", "unhealthy", "crashed", "failed", "stopped")
+BOOTING = {s.value for s in Status} - {"running", "unhealthy", "crashed", "failed", "stopped"}
+STATUS_LINE = re.compile(r"^status: ([a-z_]+)")
+
+
+def card_of(status: str) -> str:
+    return "starting" if status in BOOTING else status
+
+
+def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        info = session_token()
+        if info is None:
+            return redirect(url_for("dashboard.login", next=request.path))
+        g.token = info
+        if request.method == "POST":
+            check_csrf()
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def timeline(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each status the deployment entered, from its system lines, with how long it stayed there."""
+    steps: list[dict[str, Any]] = []
+    for line in lines:
+        m = STATUS_LINE.match(line["text"]) if line["stream"] == "system" else None
+        if m is None:
+            continue
+        at = datetime.fromisoformat(line["ts"])
+        if steps:
+            steps[-1]["seconds"] = round((at - steps[-1]["at"]).total_seconds(), 2)
+        steps.append({"status": m.group(1), "at": at, "ts": line["ts"], "seconds": None})
+    return steps
+
+
+@bp.get("/")
+def index() -> Response:
+    return redirect(url_for("dashboard.deployment_list"))  # type: ignore[return-value]
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    error = None
+    if request.method == "POST":
+        check_csrf()
+        if log_in(request.form.get("token", "")) is not None:
+            target = request.args.get("next", "")
+            safe = target.startswith("/") and not target.startswith("//")
+            return redirect(target if safe else url_for("dashboard.deployment_list"))
+        error = "That token is unknown or revoked."
+    return render_template("login.html", error=error, csrf=csrf_token()), 401 if error else 200
+
+
+@bp.post("/logout")
+@login_required
+def logout() -> Response:
+    log_out()
+    return redirect(url_for("dashboard.login"))  # type: ignore[return-value]
+
+
+@bp.get("/deployments")
+@login_required
+def deployment_list() -> str:
+    svc = services()
+    rows, total = deployments.list_deployments(svc.engine, limit=deployments.MAX_PAGE)
+    counts = dict.fromkeys(CARDS, 0)
+    for r in rows:
+        counts[card_of(r["status"])] = counts.get(card_of(r["status"]), 0) + 1
+    stats = capacity.stats(svc.engine, max_active=svc.settings.max_active)
+    return render_template("list.html", rows=rows, total=total, counts=counts, stats=stats, card_of=card_of,
+                           csrf=csrf_token())  # fmt: skip
+
+
+@bp.get("/deployments/<deployment_id>")
+@login_required
+def deployment_page(deployment_id: str) -> str:
+    svc = services()
+    row = deployments.get_deployment(svc.engine, deployment_id)
+    system = [ln for ln in deployments.log_lines(svc.engine, deployment_id, limit=deployments.MAX_LOG_PAGE)
+              if ln["stream"] == "system"]  # fmt: skip
+    return render_template("detail.html", d=row, steps=timeline(system), csrf=csrf_token(), card=card_of(row["status"]))
+
+
+@bp.post("/deployments/<deployment_id>/stop")
+@login_required
+def stop(deployment_id: str) -> Response:
+    svc = services()
+    deployments.request_stop(svc.engine, deployment_id, on_transition=svc.on_transition)
+    svc.kick("reconcile_stops")
+    return redirect(url_for("dashboard.deployment_page", deployment_id=deployment_id))  # type: ignore[return-value]
+
+
+@bp.post("/deployments/<deployment_id>/restart")
+@login_required
+def restart(deployment_id: str) -> Response:
+    svc = services()
+    deployments.request_restart(svc.engine, deployment_id, max_active=svc.settings.max_active,
+                                on_transition=svc.on_transition)  # fmt: skip
+    svc.kick("drain_queue")
+    return redirect(url_for("dashboard.deployment_page", deployment_id=deployment_id))  # type: ignore[return-value]
+
+
+@bp.route("/deploy", methods=["GET", "POST"])
+@login_required
+def deploy() -> Any:
+    """The page uploads with JavaScript (progress bar, folders zipped in the browser) to the API;
+    a plain form post of a zip lands here and works without JavaScript."""
+    if request.method == "GET":
+        return render_template("deploy.html", csrf=csrf_token(), error=None)
+    svc = services()
+    bundle = request.files.get("project.zip")
+    if bundle is None or not bundle.filename:
+        raise InvalidUpload("Choose a project zip (or a folder) to deploy")
+    keypair = request.files.get("keypair.json")
+    upload = Upload(bundle=bundle.stream, keypair=keypair.read() if keypair and keypair.filename else None,
+                    name=request.form.get("name") or None, runtime=None,
+                    env=parse_env_lines(request.form.get("env")))  # fmt: skip
+    accepted = accept_upload(upload, settings=svc.settings, engine=svc.engine, master_key=svc.master_key,
+                             slug_suffix=svc.slug_suffix)  # fmt: skip
+    svc.kick("drain_queue")
+    return redirect(url_for("dashboard.deployment_page", deployment_id=accepted.id))
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
