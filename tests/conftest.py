@@ -200,5 +200,8 @@ def make_live_server() -> Iterator[Callable[..., LiveServer]]:
 
     yield make
     for s in servers:
+        hub = s.app.extensions["deployer"].hub
+        if hub is not None:
+            hub.stop()
         s.close()
         s.app.extensions["deployer"].engine.dispose()

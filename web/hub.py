@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import threading
 import time
@@ -48,6 +49,7 @@ class Hub:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._stopping = False
+        self.client_name = f"deployer-hub-{os.getpid()}-{id(self):x}"  # visible in Redis CLIENT LIST
 
     def subscribe(self, deployment_id: str, *, wait: float = 5.0) -> Subscription:
         """Registers the queue and, for the first subscriber, starts the listener and waits until it listens."""
@@ -106,18 +108,20 @@ class Hub:
         backoff = 0.5
         while not self._stopping:
             try:
-                client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2, health_check_interval=10)
-                pubsub = client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-                pubsub.psubscribe(LOGS_PATTERN, STATUS_PATTERN)
-                pubsub.get_message(timeout=1.0)  # the psubscribe confirmations
-                if self._ready.is_set():
-                    self._resync_all()  # a reconnect: what was published meanwhile is only in the database
-                self._ready.set()
-                backoff = 0.5
-                while not self._stopping:
-                    msg = pubsub.get_message(timeout=1.0)
-                    if msg is not None and msg.get("type") == "pmessage":
-                        self.dispatch(_text(msg["channel"]), json.loads(msg["data"]))
+                client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2, health_check_interval=10,
+                                              client_name=self.client_name)  # fmt: skip
+                with client.pubsub(ignore_subscribe_messages=True) as pubsub:  # type: ignore[no-untyped-call]
+                    pubsub.psubscribe(LOGS_PATTERN, STATUS_PATTERN)
+                    pubsub.get_message(timeout=1.0)  # the psubscribe confirmations
+                    if self._ready.is_set():
+                        self._resync_all()  # a reconnect: what was published meanwhile is only in the database
+                    self._ready.set()
+                    backoff = 0.5
+                    while not self._stopping:
+                        msg = pubsub.get_message(timeout=1.0)
+                        if msg is not None and msg.get("type") == "pmessage":
+                            self.dispatch(_text(msg["channel"]), json.loads(msg["data"]))
+                client.close()
             except (redis.RedisError, OSError, ValueError):
                 log.warning("stream hub lost Redis; reconnecting in %.1f s", backoff, exc_info=True)
                 self._ready.set()  # streams fall back to their periodic database reads meanwhile

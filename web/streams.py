@@ -148,14 +148,14 @@ class LogStream:
             before = self.last
             self._seen_status = None
             yield from self._on_message(msg, idle)
-            new_status = self._seen_status
-            if new_status is not None and new_status != status:
-                status = new_status
+            changed = self._seen_status is not None and self._seen_status != status
+            if changed:
+                status = str(self._seen_status)
                 yield Event("status", {"status": status})
                 if Status(status) in TERMINAL:
                     yield from self._finish(status)
                     return
-            if self.last != before or new_status is not None:
+            if self.last != before or changed:
                 last_sent = self.clock()
             elif self.clock() - last_sent >= self.timing.keepalive:
                 last_sent = self.clock()
