@@ -108,7 +108,7 @@ def _schemas() -> dict[str, Any]:
 
 
 def int_q(name: str, desc: str, **bounds: int) -> dict[str, Any]:
-    schema = {"type": "integer", **bounds}
+    schema = {"type": "integer", "minimum": -(2**62) + 1, "maximum": 2**62 - 1, **bounds}  # what parse_int takes
     return {"name": name, "in": "query", "required": False, "description": desc, "schema": schema}
 
 

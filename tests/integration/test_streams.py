@@ -39,8 +39,9 @@ class Writer:
             last = append_lines(conn, self.dep, [("stdout", t) for t in texts])
         if self.publisher is not None:
             first = last - len(texts) + 1
-            self.publisher.log_batch(self.dep, [{"line_no": first + i, "stream": "stdout", "text": t,
-                                                 "ts": "2026-11-23T12:00:00Z"} for i, t in enumerate(texts)])  # fmt: skip
+            ts = "2026-11-23T12:00:00Z"
+            batch = [{"line_no": first + i, "stream": "stdout", "text": t, "ts": ts} for i, t in enumerate(texts)]
+            self.publisher.log_batch(self.dep, batch)
 
     def status(self, expected: Status, to: Status) -> None:
         on = self.publisher.status if self.publisher is not None else None
@@ -134,7 +135,9 @@ def test_sse_resumes_after_last_event_id_without_gaps_or_repeats(
         if event == "log":
             seen.append(data["line_no"])
         if event == "status" and data["status"] == "running":
-            threading.Thread(target=lambda: (writer.lines(["c"]), writer.status(Status.RUNNING, Status.CRASHED))).start()
+            threading.Thread(
+                target=lambda: (writer.lines(["c"]), writer.status(Status.RUNNING, Status.CRASHED))
+            ).start()
         if event == "done":
             break
     second.close()
@@ -150,7 +153,8 @@ def test_websocket_frames_hello_log_ready_status_done_and_answers_ping(
     server: LiveServer, token: str, writer: Writer
 ) -> None:
     writer.lines([f"x {i}" for i in range(5)])
-    ws = simple_websocket.Client.connect(ws_url(server, writer.dep, after=2), headers={"Authorization": f"Bearer {token}"})
+    auth = {"Authorization": f"Bearer {token}"}
+    ws = simple_websocket.Client.connect(ws_url(server, writer.dep, after=2), headers=auth)
     frames: list[dict[str, Any]] = []
     try:
         while True:
