@@ -57,7 +57,7 @@ def timeline(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
         at = datetime.fromisoformat(line["ts"])
         if steps:
             steps[-1]["seconds"] = round((at - steps[-1]["at"]).total_seconds(), 2)
-        steps.append({"status": m.group(1), "at": at, "ts": line["ts"], "seconds": None})
+        steps.append({"status": m.group(1), "at": at, "ts": line["ts"], "seconds": None, "line_no": line["line_no"]})
     return steps
 
 

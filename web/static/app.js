@@ -150,15 +150,17 @@ function detailPage() {
       }
     } catch (e) { /* shown on the next status */ }
   }
-  function addStep(status, ts) {
-    const tl = document.getElementById("timeline");
+  const tl = document.getElementById("timeline");
+  const rendered = Math.max(0, ...Array.from(tl.children, (li) => Number(li.dataset.line || 0)));
+  function addStep(status, ts, lineNo) {
+    if (lineNo <= rendered) return; // the page already shows it
     const last = tl.lastElementChild;
     if (last && last.querySelector(".badge").textContent === status) return;
     if (last) {
       const secs = (Date.parse(ts) - Date.parse(last.dataset.ts)) / 1000;
       if (!isNaN(secs)) last.querySelector("[data-duration]").textContent = secs.toFixed(2) + " s";
     }
-    const li = el("li", { "data-ts": ts });
+    const li = el("li", { "data-ts": ts, "data-line": lineNo });
     const time = el("time", {}, ts);
     li.append(el("span", { class: "badge" }, status), " ", time, " ", el("span", { class: "muted", "data-duration": "" }));
     tl.append(li);
@@ -171,7 +173,7 @@ function detailPage() {
       const l = JSON.parse(ev.data);
       addLine(l);
       const m = l.stream === "system" && /^status: ([a-z_]+)/.exec(l.text);
-      if (m) addStep(m[1], l.ts);
+      if (m) addStep(m[1], l.ts, l.line_no);
     });
     source.addEventListener("ready", () => { state.textContent = "live"; });
     source.addEventListener("status", (ev) => {
