@@ -31,11 +31,13 @@ def test_the_api_keeps_its_documented_contract(
             continue  # an endless event stream: covered by tests/integration/test_streams.py
         # A schema cannot say "a valid zip": generated uploads are rightly refused with a 400.
         upload = operation.method.upper() == "POST" and operation.path == "/api/deployments"
-        excluded = [positive_data_acceptance] if upload else []
+        fuzz(operation, headers, [positive_data_acceptance] if upload else [])
 
-        @given(case=operation.as_strategy())
-        @hyp_settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        def check(case: Any, excluded: list[Any] = excluded) -> None:
-            case.call_and_validate(headers=headers, timeout=30, excluded_checks=excluded)
 
-        check()
+def fuzz(operation: Any, headers: dict[str, str], excluded: list[Any]) -> None:
+    @given(case=operation.as_strategy())
+    @hyp_settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def check(case: Any) -> None:
+        case.call_and_validate(headers=headers, timeout=30, excluded_checks=excluded)
+
+    check()
