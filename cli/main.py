@@ -102,16 +102,17 @@ def token_revoke(ctx: click.Context, id_or_name: str) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int)
-@click.option("--threads", default=32, show_default=True, type=int)
+@click.option("--workers", type=int, help="default DEPLOYER_WEB_WORKERS")
+@click.option("--threads", type=int, help="per worker, one per open log stream; default DEPLOYER_WEB_THREADS")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, workers: int, threads: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, workers: int | None, threads: int | None) -> None:
     """Run the web app (API and dashboard) under gunicorn with threaded workers."""
     from web.server import run
 
     settings = _settings(ctx)
     prepare(settings)
     click.echo(f"serving on http://{host}:{port}", err=True)
+    workers, threads = workers or settings.web_workers, threads or settings.web_threads
     run(settings, host=host, port=port, workers=workers, threads=threads)
 
 
@@ -132,6 +133,30 @@ def _parse_env(pairs: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"expected K=V, got {pair!r}", param_hint="--env")
         env[key] = value
     return env
+
+
+@main.group("schedule")
+def schedule_group() -> None:
+    """The schedule runtime: what beat runs, and how each schedule has fared."""
+
+
+@schedule_group.command("list")
+@click.pass_context
+def schedule_list(ctx: click.Context) -> None:
+    """Each schedule: interval, last run, last success, next run, failures, skips, last error."""
+    from cli.schedule import list_schedules
+
+    list_schedules(_settings(ctx))
+
+
+@schedule_group.command("run")
+@click.argument("name")
+@click.pass_context
+def schedule_run(ctx: click.Context, name: str) -> None:
+    """Run one schedule now, through the workers (recorded like a beat run)."""
+    from cli.schedule import run_schedule
+
+    click.echo(f"{name} sent to the workers (task {run_schedule(_settings(ctx), name)})")
 
 
 @main.group("images")

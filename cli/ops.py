@@ -51,7 +51,9 @@ def worker_cmd(settings: Settings, concurrency: int | None = None) -> list[str]:
 
 
 def beat_cmd(settings: Settings) -> list[str]:
-    return celery_cmd("beat", "-l", "info", "-s", str(settings.data_root / "celerybeat-schedule"))
+    # the slim entry: no task bodies, so the schedule runtime never imports Flask or Docker
+    return [sys.executable, "-m", "celery", "-A", "tasks.beat", "beat", "-l", "info",
+            "-s", str(settings.data_root / "celerybeat-schedule")]  # fmt: skip
 
 
 def caddy_reachable(settings: Settings) -> bool:

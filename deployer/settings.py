@@ -37,6 +37,10 @@ class Settings:
     age_identity_path: Path = _var(
         "AGE_IDENTITY_PATH", Path(""), "path", "Master age identity (mode 600); default: <data root>/age.key"
     )
+    web_workers: int = _var("DEPLOYER_WEB_WORKERS", 2, "count", "gunicorn worker processes of the web app", min=1)
+    web_threads: int = _var(
+        "DEPLOYER_WEB_THREADS", 640, "count", "Threads per web worker; each open log stream holds one", min=4
+    )
     secret_key: str = _var("DEPLOYER_SECRET_KEY", DEV_SECRET_KEY, "string", "Signs dashboard sessions")
     wildcard_domain: str = _var("DEPLOYER_WILDCARD_DOMAIN", "deployer.localhost", "domain", "Routes <slug>.<this>")
     public_scheme: str = _var("DEPLOYER_PUBLIC_SCHEME", "https", "http|https", "Scheme of deployment URLs")
@@ -102,6 +106,12 @@ class Settings:
     )
     schedule_leader_lock_ttl_ms: int = _var(
         "SCHEDULE_LEADER_LOCK_TTL_MS", 30000, "ms", "Beat leader lease", min=1000
+    )
+    schedule_backoff_initial_sec: float = _var(
+        "SCHEDULE_BACKOFF_INITIAL_SEC", 5.0, "s", "A failing schedule is held back this long after its first failure"
+    )
+    schedule_backoff_max_sec: float = _var(
+        "SCHEDULE_BACKOFF_MAX_SEC", 300.0, "s", "…doubling per failure up to this (10 % jitter)"
     )
     url: str = _var("DEPLOYER_URL", "http://127.0.0.1:8000", "url", "Where the CLI finds the API")
     token: str = _var("DEPLOYER_TOKEN", "", "string", "API token the CLI sends")

@@ -47,9 +47,8 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     return {"visibility_timeout": longest * 2, "socket_keepalive": True}
 
 
-def create_celery(settings: Settings) -> Celery:
-    from tasks import housekeeping, stages
-
+def base_app(settings: Settings) -> Celery:
+    """The app's configuration alone: what beat needs (it sends tasks by name and runs none)."""
     app = Celery("deployer", broker=settings.celery_broker_url, set_as_current=False)
     app.conf.update(
         task_acks_late=True,
@@ -64,10 +63,19 @@ def create_celery(settings: Settings) -> Celery:
         task_time_limit=HOUSEKEEPING_LIMIT,
         task_soft_time_limit=HOUSEKEEPING_LIMIT - 10,
         beat_schedule=beat_schedule(settings),
+        beat_scheduler="tasks.leader:LeaderScheduler",
         timezone="UTC",
         worker_hijack_root_logger=False,
     )
     app.conf.deployer_settings = settings
+    return app
+
+
+def create_celery(settings: Settings) -> Celery:
+    from tasks import housekeeping, runs, stages
+
+    app = base_app(settings)
     stages.register(app, settings)
     housekeeping.register(app)
+    runs.connect(app)
     return app

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 from celery import Celery
 
 from deployer.drain import drain
@@ -10,8 +14,24 @@ from deployer.metrics import sample_metrics
 from deployer.probes import probe_all
 from deployer.reconcile import reconcile_runtime
 from deployer.retention import apply_retention, cutoffs
+from deployer.schedules import overlap_lock, record_skip, state_store
+from deployer.settings import Settings
 from deployer.teardown import reconcile_stops
+from tasks.app import HOUSEKEEPING_LIMIT
 from tasks.context import context_for
+from tasks.runs import SKIPPED
+
+T = TypeVar("T")
+LOCK_TTL_MS = (HOUSEKEEPING_LIMIT + 30) * 1000  # outlives the hard limit: a killed run's lock expires
+
+
+def exclusive(settings: Settings, name: str, body: Callable[[], T]) -> T | dict[str, Any]:
+    """Runs `body` unless another run of `name` holds its overlap lock; then records a skip."""
+    with overlap_lock(settings, name, LOCK_TTL_MS) as held:
+        if held:
+            return body()
+    state_store(settings).update(name, lambda s: record_skip(s, time.time()))
+    return SKIPPED
 
 
 def register(app: Celery) -> None:
@@ -22,9 +42,12 @@ def register(app: Celery) -> None:
         return drain(context_for(app), lambda dep, token, status: send_chain(app, dep, token, status))
 
     @app.task(name="deployer.reconcile_runtime", shared=False)
-    def reconcile_runtime_task() -> dict[str, list[str]]:
-        report = reconcile_runtime(context_for(app))
-        return {"crashed": report.crashed, "removed": report.removed, "routes": report.routes}
+    def reconcile_runtime_task() -> dict[str, Any]:
+        def body() -> dict[str, Any]:
+            report = reconcile_runtime(context_for(app))
+            return {"crashed": report.crashed, "removed": report.removed, "routes": report.routes}
+
+        return exclusive(app.conf.deployer_settings, "reconcile-runtime", body)
 
     @app.task(name="deployer.probe_health", shared=False)
     def probe_health() -> dict[str, str]:
@@ -35,11 +58,14 @@ def register(app: Celery) -> None:
         return sample_metrics(context_for(app))
 
     @app.task(name="deployer.retention", shared=False)
-    def retention() -> dict[str, int]:
-        ctx = context_for(app)
-        report = apply_retention(ctx.engine, cutoffs(ctx.now(), ctx.settings))
-        images = prune_images(ctx.engine, ctx.docker, now=ctx.now(), keep_days=ctx.settings.image_retention_days)
-        return {**report, "images": len(images.removed), "image_errors": len(images.errors)}
+    def retention() -> dict[str, Any]:
+        def body() -> dict[str, Any]:
+            ctx = context_for(app)
+            report = apply_retention(ctx.engine, cutoffs(ctx.now(), ctx.settings))
+            images = prune_images(ctx.engine, ctx.docker, now=ctx.now(), keep_days=ctx.settings.image_retention_days)
+            return {**report, "images": len(images.removed), "image_errors": len(images.errors)}
+
+        return exclusive(app.conf.deployer_settings, "retention", body)
 
     @app.task(name="deployer.reconcile_stops", shared=False)
     def reconcile_stops_task() -> int:

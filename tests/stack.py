@@ -117,7 +117,7 @@ class GroupProcess:
 
 
 class CeleryProcess(GroupProcess):
-    """`celery -A tasks.celery worker|beat`."""
+    """`celery -A tasks.celery worker` or `celery -A tasks.beat beat`."""
 
     def __init__(self, settings: Settings, kind: str, logdir: Path) -> None:
         if kind == "worker":
@@ -125,7 +125,8 @@ class CeleryProcess(GroupProcess):
                     "-n", f"test-{time.monotonic_ns()}@%h"]  # fmt: skip
         else:
             args = ["beat", "-l", "info", "-s", str(logdir / f"beat-{time.monotonic_ns()}")]
-        self._spawn([sys.executable, "-m", "celery", "-A", "tasks.celery", *args], settings_env(settings), logdir, kind)
+        module = "tasks.celery" if kind == "worker" else "tasks.beat"  # beat: the slim schedule runtime
+        self._spawn([sys.executable, "-m", "celery", "-A", module, *args], settings_env(settings), logdir, kind)
         if kind == "worker":
             wait_for(lambda: b"ready." in self.log_path.read_bytes() or self._dead(), timeout=60, what="worker ready")
 

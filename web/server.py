@@ -26,14 +26,21 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]
         return create_app(self._settings)
 
 
-def run(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
-    options = {
+def gunicorn_options(*, host: str, port: int, workers: int, threads: int) -> dict[str, Any]:
+    """Each open log stream (SSE or WebSocket) holds a request thread while it is open, so a worker
+    needs about as many threads as streams it should carry; idle threads cost little memory."""
+    return {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": "gthread",  # the sync worker would kill streams at its timeout (NOTES.md)
         "threads": threads,
-        "timeout": 120,
+        "worker_connections": max(1000, threads + 64),
+        "timeout": 120,  # the worker heartbeat, not a request limit, under gthread
         "graceful_timeout": 10,
+        "keepalive": 5,
         "accesslog": "-",
     }
-    _Gunicorn(settings, options).run()
+
+
+def run(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+    _Gunicorn(settings, gunicorn_options(host=host, port=port, workers=workers, threads=threads)).run()

@@ -59,7 +59,9 @@ function listPage() {
     st.append(el("span", { class: "badge", "data-status": "" }));
     const url = el("td");
     if (d.url) url.append(el("a", { href: d.url, rel: "noopener noreferrer" }, d.url));
-    tr.append(name, st, url, el("td", {}, d.runtime), el("td", {}, d.created_at));
+    const created = el("td");
+    created.append(el("time", { datetime: d.created_at }, d.created_at));
+    tr.append(name, st, url, el("td", {}, d.runtime), created);
     return tr;
   }
   async function refresh() {
@@ -146,7 +148,12 @@ function detailPage() {
         if (node.dataset.fact === "url") continue;
         let text = v === null || v === undefined || v === "" ? "—" : String(v);
         if (node.dataset.fact === "container_id" && v) text = text.slice(0, 12);
-        node.textContent = text;
+        const time = node.querySelector("time");
+        if (time) {
+          time.removeAttribute("datetime");
+          time.textContent = text;
+          if (v) friendlyTimes(node);
+        } else node.textContent = text;
       }
     } catch (e) { /* shown on the next status */ }
   }
@@ -325,6 +332,22 @@ function deployPage() {
     } catch (e) { fail(e.message); }
   });
 }
+
+// Times arrive as ISO 8601 UTC; show them in the reader's own zone, with the exact value on hover.
+function friendlyTimes(root) {
+  for (const t of root.querySelectorAll("time")) {
+    const iso = t.getAttribute("datetime") || t.textContent.trim();
+    const d = new Date(iso);
+    if (!iso || isNaN(d)) continue;
+    t.setAttribute("datetime", iso);
+    t.title = iso;
+    t.textContent = d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "medium" });
+  }
+}
+friendlyTimes(document);
+new MutationObserver((changes) => {
+  for (const c of changes) for (const n of c.addedNodes) if (n.querySelectorAll) friendlyTimes(n);
+}).observe(document.querySelector("main"), { childList: true, subtree: true });
 
 if (page === "list") listPage();
 if (page === "detail") detailPage();

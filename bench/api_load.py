@@ -1,0 +1,82 @@
+"""API load: `GET /api/deployments` with 1 000 rows under 50 concurrent clients, against the web app
+as production runs it (gunicorn gthread, PostgreSQL). The floor is `GET /api/health` (a database
+ping through the same stack) under the same load, in the same run.
+
+    python bench/api_load.py [requests_per_client]
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+
+from bench._stack import fresh_database, percentile
+from bench._web import web
+from deployer import tokens
+from deployer.db import make_engine
+from deployer.settings import load_settings
+from tests.conftest import make_deployment_row
+
+CLIENTS = 50
+
+
+def load(url: str, headers: dict[str, str], per_client: int) -> tuple[list[float], float]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    start = threading.Barrier(CLIENTS + 1)
+
+    def client() -> None:
+        s = requests.Session()
+        s.headers.update(headers)
+        s.get(url, timeout=30).raise_for_status()  # connection made before the clock starts
+        start.wait()
+        mine = []
+        for _ in range(per_client):
+            t0 = time.perf_counter()
+            s.get(url, timeout=30).raise_for_status()
+            mine.append((time.perf_counter() - t0) * 1000)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    start.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return latencies, time.perf_counter() - t0
+
+
+def report(name: str, latencies: list[float], wall: float) -> None:
+    print(f"{name}: {len(latencies)} requests, {len(latencies) / wall:,.0f} req/s, "
+          f"p50 {percentile(latencies, 50):.1f} ms, p95 {percentile(latencies, 95):.1f} ms")  # fmt: skip
+
+
+def main(per_client: int) -> None:
+    with fresh_database() as db:
+        engine = make_engine(db)
+        for i in range(1000):
+            make_deployment_row(engine, name=f"service {i}", status=("running", "stopped", "crashed")[i % 3])
+        token = tokens.create_token(engine, "bench")[1]
+        engine.dispose()
+        settings = load_settings({"DATABASE_URL": db, "DEPLOYER_DATA_ROOT": tempfile.mkdtemp(),
+                                  "DEPLOYER_SKIP_CADDY": "true"})  # fmt: skip
+        with web(settings, workers=2, threads=64) as proc:
+            auth = {"Authorization": f"Bearer {token}"}
+            report("floor: GET /api/health", *load(f"{proc.url}/api/health", {}, per_client))
+            latencies, wall = load(f"{proc.url}/api/deployments", auth, per_client)
+            body = requests.get(f"{proc.url}/api/deployments", headers=auth, timeout=30).json()
+            assert body["total"] == 1000 and len(body["deployments"]) == 50
+            report("GET /api/deployments (1 000 rows, page of 50)", latencies, wall)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 40)
