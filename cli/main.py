@@ -38,10 +38,34 @@ def _client(ctx: click.Context) -> ApiClient:
 
 class Main(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
+        started, code = time.monotonic(), 0
         try:
             return super().invoke(ctx)
         except DeployerError as exc:
+            code = 1
             raise click.ClickException(exc.message) from None
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+            raise
+        except BaseException:
+            code = 1
+            raise
+        finally:
+            _trace_command(ctx, code, (time.monotonic() - started) * 1000)
+
+
+def _trace_command(ctx: click.Context, code: int, ms: float) -> None:
+    """The command watcher: one entry per CLI command, when tracing is on (flushed before exit)."""
+    settings = (ctx.obj or {}).get("settings")
+    if settings is None or not settings.trace_enabled or ctx.invoked_subcommand in (None, "trace"):
+        return
+    from traces.recorder import recorder_for
+    from traces.watchers import record_command
+
+    rec = recorder_for(settings)
+    if rec is not None and rec.on("command"):
+        record_command(rec, ctx.invoked_subcommand or "", sys.argv[2:], code, ms)
+        rec.flush(timeout=2)
 
 
 @click.group(cls=Main)
@@ -159,6 +183,55 @@ def schedule_run(ctx: click.Context, name: str) -> None:
     click.echo(f"{name} sent to the workers (task {run_schedule(_settings(ctx), name)})")
 
 
+@main.group("trace")
+def trace_group() -> None:
+    """The trace runtime: serve it, prune or clear its entries, show its state."""
+
+
+@trace_group.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=7778, show_default=True, type=int)
+@click.pass_context
+def trace_serve(ctx: click.Context, host: str, port: int) -> None:
+    """Run the trace dashboard and signed ingest (its own SQLite file, DB_DATABASE_SQLITE)."""
+    from traces.server import serve
+
+    click.echo(f"trace runtime on http://{host}:{port}", err=True)
+    serve(_settings(ctx), host=host, port=port)
+
+
+@trace_group.command("prune")
+@click.option("--hours", type=int, help="keep this many hours (default TRACE_PRUNE_HOURS)")
+@click.option("--keep-exceptions", is_flag=True, help="never prune exception entries")
+@click.pass_context
+def trace_prune(ctx: click.Context, hours: int | None, keep_exceptions: bool) -> None:
+    """Delete entries older than now - hours, in batches."""
+    from traces.server import prune
+
+    click.echo(f"pruned {prune(_settings(ctx), hours=hours, keep_exceptions=keep_exceptions)} entries")
+
+
+@trace_group.command("clear")
+@click.confirmation_option(prompt="Delete every trace entry?")
+@click.pass_context
+def trace_clear(ctx: click.Context) -> None:
+    """Delete every entry."""
+    from traces.server import clear
+
+    click.echo(f"cleared {clear(_settings(ctx))} entries")
+
+
+@trace_group.command("status")
+@click.pass_context
+def trace_status(ctx: click.Context) -> None:
+    """The trace database: size, entries per type, pinned tags."""
+    import json
+
+    from traces.server import status
+
+    click.echo(json.dumps(status(_settings(ctx)), indent=2))
+
+
 @main.group("images")
 def images_group() -> None:
     """Base images (built once per machine) and the deployer's images on this host."""
@@ -233,7 +306,12 @@ def watch(ctx: click.Context) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(ctx)
-    watcher = Watcher(build_context(settings), kick=make_kicker(settings))
+    from traces.recorder import recorder_for
+    from traces.wiring import instrument_context
+
+    context = build_context(settings)
+    instrument_context(context, recorder_for(settings))
+    watcher = Watcher(context, kick=make_kicker(settings))
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: watcher.stop_event.set())
     watcher.run()

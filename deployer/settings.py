@@ -126,6 +126,19 @@ class Settings:
     )
     trace_proxy_timeout_ms: int = _var("TRACE_PROXY_TIMEOUT_MS", 5000, "ms", "Ingest request timeout", min=1)
     trace_prune_hours: int = _var("TRACE_PRUNE_HOURS", 72, "h", "Trace entries kept", min=1)
+    trace_dashboard_token: str = _var(
+        "TRACE_DASHBOARD_TOKEN", "", "string", "Logs in to the trace dashboard and its API; empty = closed"
+    )
+    trace_watchers: str = _var(
+        "TRACE_WATCHERS", "request,query,exception,log,job,schedule,client_request,command,event,auth", "list",
+        "Which watchers record (comma-separated)",
+    )
+    trace_redact_headers: str = _var(
+        "TRACE_REDACT_HEADERS", "", "list", "Headers masked in entries (*x* = contains x); empty = the defaults"
+    )
+    trace_redact_body_keys: str = _var(
+        "TRACE_REDACT_BODY_KEYS", "", "list", "Body keys masked in entries; empty = the defaults"
+    )
     trace_base_path: str = _var("TRACE_BASE_PATH", "/trace", "path", "Trace dashboard mount point")
     trace_slow_query_ms: int = _var("TRACE_SLOW_QUERY_MS", 100, "ms", "Queries tagged slow above this", min=0)
     trace_db_path: Path = _var(

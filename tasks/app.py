@@ -73,9 +73,14 @@ def base_app(settings: Settings) -> Celery:
 
 def create_celery(settings: Settings) -> Celery:
     from tasks import housekeeping, runs, stages
+    from traces.recorder import recorder_for
+    from traces.watchers import install_celery
 
     app = base_app(settings)
     stages.register(app, settings)
     housekeeping.register(app)
     runs.connect(app)
+    app.conf.deployer_recorder = recorder = recorder_for(settings)
+    if recorder is not None:
+        install_celery(app, recorder)
     return app

@@ -7,6 +7,7 @@ import threading
 from celery import Celery
 
 from deployer.context import Context, build_context
+from traces.wiring import instrument_context
 
 _lock = threading.Lock()
 _contexts: dict[int, Context] = {}
@@ -17,6 +18,7 @@ def context_for(app: Celery) -> Context:
         ctx = _contexts.get(id(app))
         if ctx is None:
             ctx = _contexts[id(app)] = build_context(app.conf.deployer_settings)
+            instrument_context(ctx, app.conf.get("deployer_recorder"))
         return ctx
 
 

@@ -19,6 +19,9 @@ from deployer.secrets import MasterKey, ensure_master_key
 from deployer.settings import Settings, load_settings
 from deployer.transitions import OnTransition
 from tasks.kick import make_kicker
+from traces.recorder import Recorder, recorder_for
+from traces.watchers import event_watcher, install_flask, install_logging, install_sqlalchemy
+from traces.wiring import chain
 from web.hub import Hub
 from web.streams import Timing
 
@@ -46,6 +49,7 @@ class Services:
     hub: Hub | None = None  # live fan-out from Redis; None in embedded mode (streams poll the database)
     images: Callable[[], list[dict[str, Any]]] = docker_images
     stream_timing: Timing = field(default_factory=Timing)
+    recorder: Recorder | None = None  # the trace recorder, when TRACE_ENABLED
 
 
 def services() -> Services:
@@ -62,6 +66,7 @@ def create_app(
     slug_suffix: Callable[[int], str] | None = None,
     images: Callable[[], list[dict[str, Any]]] | None = None,
     stream_timing: Timing | None = None,
+    recorder: Recorder | None = None,
 ) -> Flask:
     from web import api, dashboard, errors, ws
 
@@ -78,17 +83,25 @@ def create_app(
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         SOCK_SERVER_OPTIONS={"ping_interval": 25},
     )
+    recorder = recorder or recorder_for(settings)
+    engine = engine or make_engine(settings.database_url)
+    publisher = publisher_for(settings.redis_url)
     app.extensions["deployer"] = Services(
         settings=settings,
-        engine=engine or make_engine(settings.database_url),
+        engine=engine,
         master_key=master_key or ensure_master_key(settings.age_identity_path),
         kick=kick or make_kicker(settings),
         slug_suffix=slug_suffix or secrets.token_hex,
-        on_transition=(publisher.status if (publisher := publisher_for(settings.redis_url)) else None),
+        on_transition=chain(publisher.status if publisher else None, event_watcher(recorder) if recorder else None),
         hub=Hub(settings.redis_url) if settings.redis_url else None,
         images=images or docker_images,
         stream_timing=stream_timing or Timing(),
+        recorder=recorder,
     )
+    if recorder is not None:
+        install_flask(app, recorder)
+        install_sqlalchemy(engine, recorder)
+        install_logging(recorder)
     errors.init_app(app)
     app.register_blueprint(api.bp)
     ws.init_app(app)

@@ -1,0 +1,77 @@
+"""Signed ingest, checked against values computed here independently with hmac/hashlib."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+
+from traces.signing import Request, sign, verify
+
+SECRET, KEY = "s3cret", "key-1"
+BODY = b'{"entries":[]}'
+NOW = 1_795_435_200_000
+
+
+def expected_signature(method: str, path: str, search: str, ts: str, nonce: str, body: bytes) -> str:
+    text = f"{method}\n{path}\n{search}\n{ts}\n{nonce}\n{hashlib.sha256(body).hexdigest()}"
+    return hmac.new(SECRET.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+
+def test_the_signature_is_hmac_sha256_of_the_six_canonical_fields() -> None:
+    headers = sign(method="post", path="/zin/trace/write", search="?a=1", body=BODY, key_id=KEY, secret=SECRET,
+                   now_ms=NOW, nonce="n-1")  # fmt: skip
+    assert headers == {
+        "x-zt-key-id": KEY, "x-zt-timestamp": str(NOW), "x-zt-nonce": "n-1",
+        "x-zt-body-sha256": hashlib.sha256(BODY).hexdigest(),
+        "x-zt-signature": expected_signature("POST", "/zin/trace/write", "?a=1", str(NOW), "n-1", BODY),
+    }  # fmt: skip
+
+
+def check(req: Request, *, now: int = NOW, seen: set[str] | None = None) -> tuple[int, str] | None:
+    store = set() if seen is None else seen
+
+    def remember(nonce: str, _expires: int) -> bool:
+        if nonce in store:
+            return False
+        store.add(nonce)
+        return True
+
+    r = verify(req, key_id=KEY, secret=SECRET, window_ms=60_000, now_ms=now, remember_nonce=remember)
+    return None if r is None else (r.status, r.code)
+
+
+def request(body: bytes = BODY, path: str = "/zin/trace/write", **override: str) -> Request:
+    headers = sign(method="POST", path="/zin/trace/write", search="", body=BODY, key_id=KEY, secret=SECRET,
+                   now_ms=NOW, nonce="n-1")  # fmt: skip
+    headers.update(override)
+    return Request("POST", path, "", {k: v for k, v in headers.items() if v}, body)
+
+
+def test_a_genuine_request_passes_once_and_its_replay_is_a_401() -> None:
+    seen: set[str] = set()
+    assert check(request(), seen=seen) is None
+    assert check(request(), seen=seen) == (401, "REPLAYED")
+
+
+@pytest.mark.parametrize(
+    ("req", "now", "expected"),
+    [
+        (request(b'{"entries":[1]}'), NOW, (403, "BODY_HASH_MISMATCH")),  # tampered body
+        (request(path="/zin/trace/update"), NOW, (403, "INVALID_SIGNATURE")),  # tampered path
+        (request(), NOW + 60_001, (401, "EXPIRED")),  # expired timestamp
+        (request(**{"x-zt-key-id": "other"}), NOW, (403, "UNKNOWN_KEY")),
+        (request(**{"x-zt-nonce": ""}), NOW, (403, "MISSING_HEADERS")),
+        (request(**{"x-zt-timestamp": "soon"}), NOW, (403, "INVALID_TIMESTAMP")),
+        (request(**{"x-zt-signature": "0" * 64}), NOW, (403, "INVALID_SIGNATURE")),
+    ],
+)
+def test_every_kind_of_forgery_gets_its_code_and_status(req: Request, now: int, expected: tuple[int, str]) -> None:
+    assert check(req, now=now) == expected
+
+
+def test_checks_run_in_the_designed_order_so_an_expired_forgery_is_reported_expired() -> None:
+    forged = request(b"tampered", **{"x-zt-key-id": "other", "x-zt-signature": "0" * 64})
+    assert check(forged, now=NOW + 120_000) == (401, "EXPIRED")
+    assert check(forged) == (403, "BODY_HASH_MISMATCH")

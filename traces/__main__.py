@@ -1,0 +1,5 @@
+import sys
+
+from traces.server import main
+
+sys.exit(main())

@@ -1,0 +1,262 @@
+"""The trace recorder (DESIGN §12): entries built, redacted and kept within a 64 KiB budget, then
+handed to a background thread that writes them in batches to the local SQLite store or, with
+`TRACE_PROXY=true`, signs and POSTs them to the trace runtime.
+
+It never slows or breaks what it watches: `record` does a bounded-queue `put_nowait` and nothing
+else on the caller's thread; a full queue drops the entry and counts it; every failure inside is
+swallowed and counted, never raised into the caller.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import queue
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from deployer.settings import Settings
+
+log = logging.getLogger(__name__)
+BUDGET = 64 * 1024
+MASK = "********"
+DEFAULT_HEADERS = ("authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token", "*secret*")
+DEFAULT_BODY_KEYS = ("password", "token", "secret", "apiKey", "api_key", "jwt", "bearer")
+batch_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_batch", default=None)
+
+
+def fnv1a32(text: str) -> str:
+    """FNV-1a, 32 bits, as 8 hex digits: the family of an exception or a query."""
+    h = 0x811C9DC5
+    for byte in text.encode():
+        h = ((h ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return f"{h:08x}"
+
+
+@dataclass(frozen=True)
+class Redaction:
+    headers: tuple[str, ...] = DEFAULT_HEADERS
+    body_keys: tuple[str, ...] = DEFAULT_BODY_KEYS
+
+    def header_hidden(self, name: str) -> bool:
+        low = name.lower()
+        return any(low == p or (p.startswith("*") and p.endswith("*") and p.strip("*") in low) for p in self.headers)
+
+    def key_hidden(self, name: str) -> bool:
+        low = name.lower()
+        return any(low == k.lower() for k in self.body_keys)
+
+    def headers_of(self, headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+        return {k: MASK if self.header_hidden(k) else v for k, v in headers}
+
+    def body(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: MASK if self.key_hidden(str(k)) else self.body(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.body(v) for v in value]
+        return value
+
+
+def redaction_from(settings: Settings) -> Redaction:
+    def listed(raw: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        items = tuple(x.strip() for x in raw.split(",") if x.strip())
+        return items or default
+
+    return Redaction(listed(settings.trace_redact_headers, DEFAULT_HEADERS),
+                     listed(settings.trace_redact_body_keys, DEFAULT_BODY_KEYS))  # fmt: skip
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, default=str).encode())
+
+
+def _truncate_strings(value: Any, limit: int) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + f"…[truncated {len(value) - limit} chars]"
+    if isinstance(value, dict):
+        return {k: _truncate_strings(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_truncate_strings(v, limit) for v in value[:200]]
+    return value
+
+
+def within_budget(content: dict[str, Any], budget: int = BUDGET) -> dict[str, Any]:
+    """Content as is when it fits; else long strings cut shorter and shorter, then the largest fields
+    replaced by a note of their size, and at last only a summary that says what was dropped."""
+    size = _size(content)
+    if size <= budget:
+        return content
+    for limit in (8192, 2048, 512):
+        compact = _truncate_strings(content, limit)
+        if _size(compact) <= budget:
+            return {**compact, "_compacted": {"originalBytes": size}}
+    compact = dict(_truncate_strings(content, 512))
+    for key in sorted(compact, key=lambda k: _size(compact[k]), reverse=True):
+        compact[key] = f"[omitted: {_size(compact[key])} bytes]"
+        if _size(compact) <= budget:
+            return {**compact, "_compacted": {"originalBytes": size}}
+    return {"summary": str(content.get("summary", ""))[:512], "_compacted": {"originalBytes": size, "dropped": True}}
+
+
+class Sink(Protocol):
+    def write(self, entries: list[dict[str, Any]]) -> None: ...
+    def update(self, uuid: str, content: dict[str, Any], tags: list[str]) -> None: ...
+
+
+@dataclass
+class Counters:
+    recorded: int = 0
+    dropped: int = 0  # the queue was full
+    failed: int = 0  # the sink refused or could not be reached
+    errors: list[str] = field(default_factory=list)
+
+
+class Recorder:
+    def __init__(self, sink: Sink, *, watchers: frozenset[str], redaction: Redaction = Redaction(),
+                 slow_query_ms: int = 100, queue_size: int = 10_000, batch: int = 200,
+                 flush_interval: float = 0.25) -> None:  # fmt: skip
+        self.sink, self.watchers, self.redaction, self.slow_query_ms = sink, watchers, redaction, slow_query_ms
+        self.batch, self.flush_interval = batch, flush_interval
+        self.counters = Counters()
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def on(self, watcher: str) -> bool:
+        return watcher in self.watchers
+
+    # ---- the caller's side: cheap, never raises ----
+    def record(self, type: str, content: dict[str, Any], *, tags: Iterable[str] = (), family: str | None = None,
+               uuid: str | None = None, batch: str | None = None) -> str | None:  # fmt: skip
+        try:
+            entry = {
+                "uuid": uuid or str(uuidlib.uuid4()), "batchId": batch or batch_id.get() or str(uuidlib.uuid4()),
+                "familyHash": family, "type": type, "content": content, "tags": list(tags), "isLatest": True,
+                "createdAt": int(time.time() * 1000),
+            }  # fmt: skip
+            self._offer(("write", entry))
+            return str(entry["uuid"])
+        except Exception:  # the recorder must never break the code it watches
+            self.counters.failed += 1
+            return None
+
+    def update(self, uuid: str, content: dict[str, Any], *, tags: Iterable[str] = ()) -> None:
+        try:
+            self._offer(("update", (uuid, content, list(tags))))
+        except Exception:
+            self.counters.failed += 1
+
+    def _offer(self, item: tuple[str, Any]) -> None:
+        self._ensure_thread()
+        try:
+            self._queue.put_nowait(item)
+            self.counters.recorded += 1
+        except queue.Full:
+            self.counters.dropped += 1
+
+    # ---- the background side ----
+    def _ensure_thread(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(target=self._run, name="trace-recorder", daemon=True)
+                    self._thread.start()
+
+    def _prepare(self, entry: dict[str, Any]) -> dict[str, Any]:
+        entry["content"] = within_budget(self.redaction.body(entry["content"]))
+        return entry
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            items = [first]
+            deadline = time.monotonic() + self.flush_interval
+            while len(items) < self.batch:
+                try:
+                    items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
+                except queue.Empty:
+                    break
+            self._deliver(items)
+
+    def _deliver(self, items: list[tuple[str, Any]]) -> None:
+        writes = [self._prepare(e) for kind, e in items if kind == "write"]
+        try:
+            if writes:
+                self.sink.write(writes)
+            for kind, payload in items:
+                if kind == "update":
+                    uuid, content, tags = payload
+                    self.sink.update(uuid, within_budget(self.redaction.body(content)), tags)
+        except Exception as exc:
+            self.counters.failed += len(items)
+            if len(self.counters.errors) < 20:
+                self.counters.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+        finally:
+            for _ in items:
+                self._queue.task_done()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything recorded so far was delivered (tests, shutdown)."""
+        end = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.01)
+        return True
+
+
+class LocalSink:
+    def __init__(self, settings: Settings) -> None:
+        from traces.store import TraceStore
+
+        self.store = TraceStore(settings.trace_db_path)
+
+    def write(self, entries: list[dict[str, Any]]) -> None:
+        self.store.write(entries)
+
+    def update(self, uuid: str, content: dict[str, Any], tags: list[str]) -> None:
+        self.store.update(uuid, content, tags)
+
+
+class ProxySink:
+    """Signed POSTs to the trace runtime, exactly as its gateway checks them."""
+
+    def __init__(self, settings: Settings) -> None:
+        import requests
+
+        self.settings, self.session = settings, requests.Session()
+        self.base = settings.trace_proxy_url.rstrip("/")
+        self.prefix = settings.trace_proxy_path.rsplit("/", 1)[0]
+
+    def _post(self, path: str, doc: dict[str, Any]) -> None:
+        from traces.signing import sign
+
+        body = json.dumps(doc, default=str).encode()
+        s = self.settings
+        headers = sign(method="POST", path=path, search="", body=body, key_id=s.trace_proxy_key_id,
+                       secret=s.trace_proxy_secret, now_ms=int(time.time() * 1000))  # fmt: skip
+        resp = self.session.post(self.base + path, data=body, timeout=s.trace_proxy_timeout_ms / 1000,
+                                 headers={**headers, "Content-Type": "application/json"})  # fmt: skip
+        if resp.status_code != 200:
+            raise RuntimeError(f"trace ingest answered {resp.status_code}: {resp.text[:200]}")
+
+    def write(self, entries: list[dict[str, Any]]) -> None:
+        self._post(self.settings.trace_proxy_path, {"entries": entries})
+
+    def update(self, uuid: str, content: dict[str, Any], tags: list[str]) -> None:
+        self._post(f"{self.prefix}/update", {"uuid": uuid, "content": content, "tags": tags})
+
+
+def recorder_for(settings: Settings) -> Recorder | None:
+    """The process's recorder, or None when TRACE_ENABLED is false."""
+    if not settings.trace_enabled:
+        return None
+    sink: Sink = ProxySink(settings) if settings.trace_proxy else LocalSink(settings)
+    watchers = frozenset(w.strip() for w in settings.trace_watchers.split(",") if w.strip())
+    return Recorder(sink, watchers=watchers, redaction=redaction_from(settings),
+                    slow_query_ms=settings.trace_slow_query_ms)  # fmt: skip

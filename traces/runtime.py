@@ -1,0 +1,290 @@
+"""The trace runtime (DESIGN §11, §12): signed ingest, the trace dashboard and its JSON API, on its
+own SQLite file. Slim on purpose: Flask and the standard library, no Celery, Redis, Docker or
+SQLAlchemy, so it starts from the `trace` requirement set alone.
+
+Ingest answers `{ok: true, …}` or `{ok: false, error: {code, message}}`: 401 expired or replayed,
+403 any other signature failure, 400 an invalid body after a good signature, 500 a storage failure.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+
+from deployer.settings import Settings
+from traces.signing import Request, verify
+from traces.store import InvalidEntry, TraceStore, now_ms
+
+log = logging.getLogger(__name__)
+PAGE = 50
+
+
+def _fail(status: int, code: str, message: str) -> tuple[Response, int]:
+    return jsonify({"ok": False, "error": {"code": code, "message": message}}), status
+
+
+def signed(settings: Settings, store: TraceStore, handler: Callable[[TraceStore, Any], dict[str, Any]]
+           ) -> Callable[[], tuple[Response, int]]:  # fmt: skip
+    """A view that verifies the signature (in DESIGN §12's order) before `handler` sees the JSON body."""
+
+    def view() -> tuple[Response, int]:
+        body = request.get_data(cache=False)
+        query = request.query_string.decode()
+        req = Request(request.method, request.path, f"?{query}" if query else "",
+                      {k.lower(): v for k, v in request.headers.items()}, body)  # fmt: skip
+        if not settings.trace_proxy_secret:
+            return _fail(403, "NOT_CONFIGURED", "the trace runtime has no TRACE_PROXY_SECRET")
+        try:
+            refused = verify(req, key_id=settings.trace_proxy_key_id, secret=settings.trace_proxy_secret,
+                             window_ms=settings.trace_proxy_signing_window_ms, now_ms=now_ms(),
+                             remember_nonce=store.remember_nonce)  # fmt: skip
+        except Exception:
+            log.exception("nonce store failed")
+            return _fail(500, "STORE_FAILED", "could not record the nonce")
+        if refused is not None:
+            return _fail(refused.status, refused.code, refused.message)
+        try:
+            return jsonify({"ok": True, **handler(store, json.loads(body))}), 200
+        except (ValueError, InvalidEntry, KeyError, TypeError) as exc:
+            return _fail(400, "INVALID_BODY", str(exc)[:300] or "invalid body")
+        except Exception:
+            log.exception("trace ingest failed")
+            return _fail(500, "STORE_FAILED", "could not store the entries")
+
+    view.__name__ = handler.__name__
+    return view
+
+
+def _write(store: TraceStore, doc: Any) -> dict[str, Any]:
+    entries = doc.get("entries") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise InvalidEntry('body must be {"entries": [...]}')
+    return {"written": store.write(entries)}
+
+
+def _update(store: TraceStore, doc: Any) -> dict[str, Any]:
+    if not isinstance(doc, dict) or not isinstance(doc.get("uuid"), str) or not isinstance(doc.get("content"), dict):
+        raise InvalidEntry('body must be {"uuid": str, "content": {...}, "tags": [...]}')
+    tags = doc.get("tags", [])
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise InvalidEntry("tags must be a list of strings")
+    return {"updated": store.update(doc["uuid"], doc["content"], tags)}
+
+
+def _mark_family_stale(store: TraceStore, doc: Any) -> dict[str, Any]:
+    if not isinstance(doc, dict) or not isinstance(doc.get("familyHash"), str):
+        raise InvalidEntry('body must be {"familyHash": str, "exceptUuid": str?}')
+    return {"marked": store.mark_family_stale(doc["familyHash"], doc.get("exceptUuid"))}
+
+
+def ingest_blueprint(settings: Settings, store: TraceStore) -> Blueprint:
+    base = settings.trace_proxy_path.rsplit("/", 1)[0] or "/"
+    bp = Blueprint("ingest", __name__, url_prefix=base)
+    for path, handler in (("/write", _write), ("/update", _update), ("/mark-family-stale", _mark_family_stale)):
+        bp.add_url_rule(path, handler.__name__.lstrip("_"), signed(settings, store, handler), methods=["POST"])
+    return bp
+
+
+def _int(name: str, default: int, low: int = 0, high: int = 10**15) -> int:
+    raw = request.args.get(name, "")
+    if not raw:
+        return default
+    if not raw.lstrip("-").isdigit() or not low <= int(raw) <= high:
+        abort(400, f"{name} must be an integer between {low} and {high}")
+    return int(raw)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    store: TraceStore
+
+
+def rt() -> Runtime:
+    runtime: Runtime = current_app.extensions["trace"]
+    return runtime
+
+
+dash = Blueprint("trace", __name__, template_folder="templates")
+
+
+def _authorised() -> bool:
+    expected = rt().settings.trace_dashboard_token
+    if not expected:
+        return False
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), expected):
+        return True
+    return session.get("trace") is True
+
+
+def _csrf() -> str:
+    if "trace_csrf" not in session:
+        session["trace_csrf"] = secrets.token_urlsafe(24)
+    return str(session["trace_csrf"])
+
+
+def _is_api() -> bool:
+    return request.path.startswith(f"{rt().settings.trace_base_path}/api")
+
+
+@dash.before_request
+def _guard() -> Any:
+    if request.endpoint == "trace.login":
+        return None
+    if not _authorised():
+        if _is_api():
+            return jsonify({"ok": False, "error": {"code": "UNAUTHORIZED", "message": "log in first"}}), 401
+        return redirect(url_for("trace.login"))
+    if request.method in ("POST", "DELETE") and not request.headers.get("Authorization"):
+        sent = request.form.get("csrf_token", "") or request.headers.get("X-CSRF-Token", "")
+        if not hmac.compare_digest(sent, _csrf()):
+            abort(403, "missing or wrong CSRF token")
+    return None
+
+
+@dash.app_template_filter("when")
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+@dash.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    token = rt().settings.trace_dashboard_token
+    error = None
+    if not token:
+        error = "The trace dashboard is closed: set TRACE_DASHBOARD_TOKEN on the trace runtime."
+    elif request.method == "POST":
+        if not hmac.compare_digest(request.form.get("csrf_token", ""), _csrf()):
+            abort(403, "missing or wrong CSRF token")
+        if hmac.compare_digest(request.form.get("token", ""), token):
+            session["trace"] = True
+            return redirect(url_for("trace.overview"))
+        error = "Wrong token."
+    return render_template("trace/login.html", error=error, csrf=_csrf()), 401 if error else 200
+
+
+@dash.get("/")
+def overview() -> str:
+    recent, _ = rt().store.entries(limit=20)
+    return render_template("trace/overview.html", stats=rt().store.stats(), recent=recent, csrf=_csrf())
+
+
+@dash.get("/entries")
+def entries_page() -> str:
+    page = _int("page", 1, 1)
+    filters = {k: request.args.get(k) or None for k in ("type", "tag", "batch")}
+    rows, total = rt().store.entries(type=filters["type"], tag=filters["tag"], batch=filters["batch"], limit=PAGE,
+                                     offset=(page - 1) * PAGE)  # fmt: skip
+    return render_template("trace/entries.html", rows=rows, total=total, page=page, pages=max(1, -(-total // PAGE)),
+                           filters={k: v for k, v in filters.items() if v}, csrf=_csrf())  # fmt: skip
+
+
+@dash.get("/entries/<uuid>")
+def entry_page(uuid: str) -> str:
+    entry = rt().store.entry(uuid)
+    if entry is None:
+        abort(404, "no such entry")
+    batch = [e for e in rt().store.batch(entry["batchId"]) if e["uuid"] != uuid]
+    return render_template("trace/entry.html", e=entry, batch=batch, content=json.dumps(entry["content"], indent=2),
+                           csrf=_csrf())  # fmt: skip
+
+
+@dash.route("/monitoring", methods=["GET", "POST"])
+def monitoring_page() -> Any:
+    store = rt().store
+    if request.method == "POST":
+        tag = request.form.get("tag", "").strip()[:200]
+        if tag:
+            (store.unpin if request.form.get("action") == "unpin" else store.pin)(tag)
+        return redirect(url_for("trace.monitoring_page"))
+    pinned = {t: store.entries(tag=t, limit=5)[0] for t in store.monitoring()}
+    return render_template("trace/monitoring.html", pinned=pinned, csrf=_csrf())
+
+
+@dash.get("/api/entries")
+def api_entries() -> Response:
+    a = request.args
+    rows, total = rt().store.entries(type=a.get("type") or None, tag=a.get("tag") or None, batch=a.get("batch") or None,
+                                     since_ms=_int("since", 0) or None, until_ms=_int("until", 0) or None,
+                                     limit=_int("limit", PAGE, 1, 500), offset=_int("offset", 0))  # fmt: skip
+    return jsonify({"ok": True, "entries": rows, "total": total})
+
+
+@dash.delete("/api/entries")
+def api_clear() -> Response:
+    removed = rt().store.prune(_int("before", 0)) if request.args.get("before") else rt().store.clear()
+    return jsonify({"ok": True, "removed": removed})
+
+
+@dash.get("/api/entries/<uuid>")
+def api_entry(uuid: str) -> Any:
+    entry = rt().store.entry(uuid)
+    if entry is None:
+        return jsonify({"ok": False, "error": {"code": "NOT_FOUND", "message": "no such entry"}}), 404
+    return jsonify({"ok": True, "entry": entry})
+
+
+@dash.get("/api/batch/<batch_id>")
+def api_batch(batch_id: str) -> Response:
+    return jsonify({"ok": True, "entries": rt().store.batch(batch_id)})
+
+
+@dash.get("/api/stats")
+def api_stats() -> Response:
+    return jsonify({"ok": True, **rt().store.stats()})
+
+
+@dash.route("/api/monitoring", methods=["GET", "POST", "DELETE"])
+def api_monitoring() -> Response:
+    store = rt().store
+    tag = (request.get_json(silent=True) or {}).get("tag") or request.args.get("tag")
+    if request.method == "POST" and tag:
+        store.pin(str(tag)[:200])
+    if request.method == "DELETE" and tag:
+        store.unpin(str(tag))
+    return jsonify({"ok": True, "tags": store.monitoring()})
+
+
+def _error(exc: Exception) -> Any:
+    from werkzeug.exceptions import HTTPException
+
+    status = exc.code if isinstance(exc, HTTPException) and exc.code else 500
+    message = exc.description if isinstance(exc, HTTPException) else "internal error"
+    if status == 500:
+        log.exception("trace runtime error on %s", request.path)
+    if _is_api() or not request.path.startswith(rt().settings.trace_base_path):
+        return jsonify({"ok": False, "error": {"code": str(status), "message": message}}), status
+    return render_template("trace/error.html", status=status, message=message), status
+
+
+def create_trace_app(settings: Settings, *, store: TraceStore | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY=settings.secret_key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+                      SESSION_COOKIE_NAME="trace_session", MAX_CONTENT_LENGTH=16 * 1024 * 1024)  # fmt: skip
+    store = store or TraceStore(settings.trace_db_path)
+    app.extensions["trace"] = Runtime(settings, store)
+    app.register_blueprint(ingest_blueprint(settings, store))
+    app.register_blueprint(dash, url_prefix=settings.trace_base_path)
+    app.register_error_handler(Exception, _error)
+    return app
