@@ -3,7 +3,8 @@
 Decide (pure): from the `deployer/app-<id>:<digest>` tags on the host and the rows they belong to,
 which tags go. An active deployment keeps every tag (a build may have tagged an image it has not
 recorded yet); a terminal one keeps the image it last ran until it has been stopped for the retention
-period; superseded builds and tags whose row is gone are removed. Apply: untag through the Docker
+period; its superseded builds go. A tag whose row is not in our database is never touched: another
+installation (or another test database) on the same Docker host may own it. Apply: untag through the Docker
 SDK, touching only images that carry our `deployer.managed` label (Coolify#11582: never anyone
 else's), and clear `deployment.image` for a pruned image so the row does not point at nothing.
 """
@@ -49,9 +50,7 @@ def stale_tags(tags: list[str], owners: dict[str, Owner], *, now: datetime, keep
         if dep is None:
             continue
         owner = owners.get(dep)
-        if owner is None:
-            stale.append(tag)
-        elif owner.status not in TERMINAL:
+        if owner is None or owner.status not in TERMINAL:
             continue
         elif tag != owner.image or _expired(owner, now, keep_days):
             stale.append(tag)
