@@ -49,8 +49,8 @@ def test_a_traced_deploy_lands_in_the_trace_runtime_and_its_dashboard(tmp_path: 
             wanted = {"request", "query", "job", "event", "client_request"}
             wait_for(lambda: wanted <= {e["type"] for e in entries(trace_url)}, timeout=60,
                      what=f"entries of every kind {wanted}")  # fmt: skip
-            requests_seen = entries(trace_url, type="request")
-            upload = next(e for e in requests_seen if e["content"]["summary"].startswith("POST /api/deployments "))
+            created = entries(trace_url, type="request", tag="status:201")  # the upload is the one 201
+            upload = next(e for e in created if e["content"]["summary"].startswith("POST /api/deployments "))
             batch = [e["type"] for e in entries(trace_url, batch=upload["batchId"])]
             assert "query" in batch  # the queries of that request share its batch
             assert upload["content"]["headers"]["Authorization"] == "********"
