@@ -177,3 +177,11 @@ class WatcherProcess(GroupProcess):
         self._spawn([sys.executable, "-m", "cli.main", "watch"], {**settings_env(settings), **env}, logdir, "watcher")
         wait_for(lambda: b"start-up reconciliation" in self.log_path.read_bytes() or self._dead(), timeout=60,
                  what="watcher start")  # fmt: skip
+
+
+def trace_runtime_up(url: str) -> bool:
+    """Whether a trace runtime answers at `url` (its login page needs no token)."""
+    try:
+        return requests.get(f"{url}/trace/login", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False

@@ -13,7 +13,7 @@ import requests
 from playwright.sync_api import expect, sync_playwright
 
 from tests.e2e.upstack import DEPLOYER, running_up
-from tests.stack import GroupProcess, free_port, wait_for
+from tests.stack import GroupProcess, free_port, trace_runtime_up, wait_for
 
 SAMPLES = Path(__file__).parents[2] / "samples"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -41,7 +41,7 @@ def test_a_traced_deploy_lands_in_the_trace_runtime_and_its_dashboard(tmp_path: 
         runtime = GroupProcess()
         runtime._spawn([DEPLOYER, "trace", "serve", "--port", str(trace_port)], up.env, tmp_path / "logs", "trace")
         try:
-            wait_for(lambda: runtime._dead() or _up(trace_url), timeout=60, what="trace runtime")
+            wait_for(lambda: runtime._dead() or trace_runtime_up(trace_url), timeout=60, what="trace runtime")
             env = {**up.env, "DEPLOYER_TOKEN": up.token()}
             deployed = subprocess.run([DEPLOYER, "deploy", str(SAMPLES / "python-agent"), "--follow"], env=env,
                                       capture_output=True, text=True, timeout=300)  # fmt: skip
@@ -77,12 +77,3 @@ def browse(url: str, request_uuid: str, tmp_path: Path) -> None:
         expect(page.locator("h2", has_text="The rest of this batch")).to_be_visible()
         page.screenshot(path=str(tmp_path / "trace-entry.png"), full_page=True)
         browser.close()
-
-
-def _up(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/trace/login", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
-
-

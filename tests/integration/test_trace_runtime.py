@@ -18,7 +18,7 @@ import requests
 
 from deployer.settings import Settings, load_settings
 from tests.conftest import LiveServer
-from tests.stack import GroupProcess, settings_env, wait_for
+from tests.stack import GroupProcess, settings_env, trace_runtime_up, wait_for
 from traces.recorder import ProxySink, Recorder
 from traces.runtime import create_trace_app
 from traces.signing import sign
@@ -91,7 +91,7 @@ def test_a_nonce_replayed_to_another_server_process_on_the_same_database_is_refu
             procs.append(p)
             ports.append(port)
         for port in ports:
-            wait_for(lambda port=port: _up(f"http://127.0.0.1:{port}"), timeout=30, what="trace runtime")
+            wait_for(lambda port=port: trace_runtime_up(f"http://127.0.0.1:{port}"), timeout=30, what="trace runtime")
         body = json.dumps({"entries": [entry()]}).encode()
         headers = sign(method="POST", path="/zin/trace/write", search="", body=body, key_id=KEY, secret=SECRET,
                        now_ms=int(time.time() * 1000))  # fmt: skip
@@ -103,12 +103,6 @@ def test_a_nonce_replayed_to_another_server_process_on_the_same_database_is_refu
         for p in procs:
             p.stop()
 
-
-def _up(url: str) -> bool:
-    try:
-        return requests.get(f"{url}/trace/login", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def test_the_dashboard_and_api_need_the_token_and_show_entries_with_their_batch(
@@ -174,7 +168,8 @@ def test_the_trace_runtime_starts_from_its_own_requirement_set_alone(tmp_path: P
     proc = GroupProcess()
     proc._spawn([python, "-m", "traces", "serve", "--port", str(port)], env, tmp_path / "logs", "slim")
     try:
-        wait_for(lambda: proc._dead() or _up(f"http://127.0.0.1:{port}"), timeout=60, what="the slim trace runtime")
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: proc._dead() or trace_runtime_up(url), timeout=60, what="the slim trace runtime")
         body = json.dumps({"entries": [entry()]}).encode()
         assert post(f"http://127.0.0.1:{port}", "/zin/trace/write", body).json() == {"ok": True, "written": 1}
     finally:
