@@ -28,10 +28,16 @@ threading.Thread(target=HTTPServer(("0.0.0.0", 5000), H).serve_forever, daemon=T
 
 
 def running(stack: Stack, code: str, **env: str) -> str:
-    dep = stack.api.upload(agent_bundle(code), env=json.dumps(env)).json()["id"]
-    row = stack.api.wait_status(dep, "running", "failed")
-    assert row["status"] == "running", "\n".join(stack.api.lines(dep))
-    return dep
+    return running_all(stack, code, **env)[0]
+
+
+def running_all(stack: Stack, *codes: str, **env: str) -> list[str]:
+    """Uploads every agent first, so their builds overlap, then waits for each to run."""
+    deps = [stack.api.upload(agent_bundle(code), env=json.dumps(env)).json()["id"] for code in codes]
+    for dep in deps:
+        row = stack.api.wait_status(dep, "running", "failed")
+        assert row["status"] == "running", "\n".join(stack.api.lines(dep))
+    return deps
 
 
 def test_a_killed_container_is_crashed_with_exit_137_its_reason_and_nothing_held(stack: Stack) -> None:
@@ -175,8 +181,7 @@ def test_metrics_sample_cpu_as_a_fraction_of_one_cpu_and_memory_against_the_limi
     from deployer.metrics import sample_metrics
     from deployer.models import DeploymentMetric
 
-    busy = running(stack, SERVE_THEN + "while True:\n    pass\n")
-    idle = running(stack, SERVE_THEN + "time.sleep(3600)\n")
+    busy, idle = running_all(stack, SERVE_THEN + "while True:\n    pass\n", SERVE_THEN + "time.sleep(3600)\n")
     ctx = build_context(stack.settings, engine=stack.engine, docker=stack.docker)
     assert sample_metrics(ctx, window=1.0) >= 2
     table = DeploymentMetric.__table__  # type: ignore[attr-defined]
