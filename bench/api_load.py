@@ -27,10 +27,10 @@ from tests.conftest import make_deployment_row
 CLIENTS = 50
 
 
-def load(url: str, headers: dict[str, str], per_client: int) -> tuple[list[float], float]:
+def load(url: str, headers: dict[str, str], per_client: int, clients: int = CLIENTS) -> tuple[list[float], float]:
     latencies: list[float] = []
     lock = threading.Lock()
-    start = threading.Barrier(CLIENTS + 1)
+    start = threading.Barrier(clients + 1)
 
     def client() -> None:
         s = requests.Session()
@@ -45,7 +45,7 @@ def load(url: str, headers: dict[str, str], per_client: int) -> tuple[list[float
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=client) for _ in range(CLIENTS)]
+    threads = [threading.Thread(target=client) for _ in range(clients)]
     for t in threads:
         t.start()
     start.wait()
@@ -71,11 +71,13 @@ def main(per_client: int) -> None:
                                   "DEPLOYER_SKIP_CADDY": "true"})  # fmt: skip
         with web(settings, workers=2, threads=64) as proc:
             auth = {"Authorization": f"Bearer {token}"}
-            report("floor: GET /api/health", *load(f"{proc.url}/api/health", {}, per_client))
+            report("one client: GET /api/health", *load(f"{proc.url}/api/health", {}, 200, clients=1))
+            report("one client: GET /api/deployments", *load(f"{proc.url}/api/deployments", auth, 200, clients=1))
+            report(f"floor, {CLIENTS} clients: GET /api/health", *load(f"{proc.url}/api/health", {}, per_client))
             latencies, wall = load(f"{proc.url}/api/deployments", auth, per_client)
             body = requests.get(f"{proc.url}/api/deployments", headers=auth, timeout=30).json()
             assert body["total"] == 1000 and len(body["deployments"]) == 50
-            report("GET /api/deployments (1 000 rows, page of 50)", latencies, wall)
+            report(f"{CLIENTS} clients: GET /api/deployments (1 000 rows, page of 50)", latencies, wall)
 
 
 if __name__ == "__main__":

@@ -84,14 +84,14 @@ def verify_token(engine: Engine, token: str, *, now: Callable[[], datetime] = ut
     if not token.startswith(PREFIX) or len(token) > 200:
         return None
     digest = hash_token(token)
-    with engine.begin() as conn:
-        r = conn.execute(
-            select(_tokens).where(_tokens.c.token_hash == digest, _tokens.c.revoked_at.is_(None))
-        ).first()
-        if r is None:
-            return None
-        at = now()
-        if _stale(r.last_used_at, at):  # a write per request would serialise every API call on this row
+    query = select(_tokens).where(_tokens.c.token_hash == digest, _tokens.c.revoked_at.is_(None))
+    with engine.connect() as conn:  # a read on every API call: no transaction unless last use is stale
+        r = conn.execute(query).first()
+    if r is None:
+        return None
+    at = now()
+    if _stale(r.last_used_at, at):  # a write per request would serialise every API call on this row
+        with engine.begin() as conn:
             conn.execute(update(_tokens).where(_tokens.c.id == r.id).values(last_used_at=at))
     return _row(r)
 
