@@ -25,4 +25,5 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         },
         "retention": {"task": "deployer.retention", "schedule": settings.retention_interval_min * 60.0},
         "reconcile-runtime": {"task": "deployer.reconcile_runtime", "schedule": 30.0, "options": {"expires": 25}},
+        "trace-prune": {"task": "deployer.trace_prune", "schedule": 3600.0},
     }

@@ -67,6 +67,14 @@ def register(app: Celery) -> None:
 
         return exclusive(app.conf.deployer_settings, "retention", body)
 
+    @app.task(name="deployer.trace_prune", shared=False)
+    def trace_prune() -> Any:
+        """Trace entries older than now - TRACE_PRUNE_HOURS, from this host's trace database."""
+        from traces.server import prune
+
+        settings: Settings = app.conf.deployer_settings
+        return exclusive(settings, "trace-prune", lambda: {"pruned": prune(settings)})
+
     @app.task(name="deployer.reconcile_stops", shared=False)
     def reconcile_stops_task() -> int:
         return reconcile_stops(context_for(app))
