@@ -10,6 +10,7 @@ swallowed and counted, never raised into the caller.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 import logging
 import queue
@@ -30,6 +31,7 @@ DEFAULT_BODY_KEYS = ("password", "token", "secret", "apiKey", "api_key", "jwt", 
 batch_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_batch", default=None)
 
 
+@functools.lru_cache(maxsize=4096)  # families repeat (the same statements, the same raise sites)
 def fnv1a32(text: str) -> str:
     """FNV-1a, 32 bits, as 8 hex digits: the family of an exception or a query."""
     h = 0x811C9DC5
@@ -43,10 +45,12 @@ class Redaction:
     headers: tuple[str, ...] = DEFAULT_HEADERS
     body_keys: tuple[str, ...] = DEFAULT_BODY_KEYS
 
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - a handful of frozen instances, few distinct names
     def header_hidden(self, name: str) -> bool:
         low = name.lower()
         return any(low == p or (p.startswith("*") and p.endswith("*") and p.strip("*") in low) for p in self.headers)
 
+    @functools.lru_cache(maxsize=4096)  # noqa: B019
     def key_hidden(self, name: str) -> bool:
         low = name.lower()
         return any(low == k.lower() for k in self.body_keys)
@@ -88,6 +92,8 @@ def _truncate_strings(value: Any, limit: int) -> Any:
 def within_budget(content: dict[str, Any], budget: int = BUDGET) -> dict[str, Any]:
     """Content as is when it fits; else long strings cut shorter and shorter, then the largest fields
     replaced by a note of their size, and at last only a summary that says what was dropped."""
+    if len(repr(content)) * 6 < budget:  # JSON is at most ~6 bytes per repr character: surely fits
+        return content
     size = _size(content)
     if size <= budget:
         return content

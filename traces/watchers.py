@@ -10,6 +10,7 @@ with how long the previous state lasted), log (a logging handler), command (clic
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -78,6 +79,12 @@ def auth_event(rec: Recorder | None, *, ok: bool, via: str, name: str | None = N
                    tags=["auth:ok" if ok else "auth:failed"])  # fmt: skip
 
 
+@functools.lru_cache(maxsize=4096)
+def query_family(statement: str) -> str:
+    """Statements that differ only in literals are one family (their parameters are bound apart)."""
+    return fnv1a32(_NUMBERS.sub("?", statement))
+
+
 def install_sqlalchemy(engine: Any, rec: Recorder) -> None:
     if not rec.on("query"):
         return
@@ -94,7 +101,7 @@ def install_sqlalchemy(engine: Any, rec: Recorder) -> None:
         tags = ["slow"] if ms > rec.slow_query_ms else []
         content = {"sql": statement[:4000], "duration_ms": round(ms, 2), "many": many,
                    "connection": engine.dialect.name, "summary": statement[:120]}  # fmt: skip
-        rec.record("query", content, tags=tags, family=fnv1a32(_NUMBERS.sub("?", statement)))
+        rec.record("query", content, tags=tags, family=query_family(statement))
 
 
 def _schedule_of(task: Any) -> str | None:
