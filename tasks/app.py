@@ -34,9 +34,10 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     longest = max([*STAGE_LIMITS.values(), stage_limit("health_checking", settings)])
     if settings.celery_broker_url.startswith("filesystem://"):
         folder = Path(settings.data_root) / "broker"
-        for sub in ("queue", "processed", "control"):
+        for sub in ("queue", "processed", "control", "staging"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
+            "staging_folder": str(folder / "staging"),  # tasks.fsbroker: whole files only
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
@@ -49,7 +50,12 @@ def broker_options(settings: Settings) -> dict[str, Any]:
 
 def base_app(settings: Settings) -> Celery:
     """The app's configuration alone: what beat needs (it sends tasks by name and runs none)."""
-    app = Celery("deployer", broker=settings.celery_broker_url, set_as_current=False)
+    broker = settings.celery_broker_url
+    if broker.startswith("filesystem://"):
+        from tasks.fsbroker import register
+
+        broker = register() + broker.removeprefix("filesystem")
+    app = Celery("deployer", broker=broker, set_as_current=False)
     app.conf.update(
         task_acks_late=True,
         task_acks_on_failure_or_timeout=True,
