@@ -123,10 +123,11 @@ def test_a_node_agent_goes_to_running(stack: Stack) -> None:
 
 
 def assert_nothing_left(stack: Stack, dep: str) -> None:
+    """Teardown runs its steps after the status is committed: wait for every one of them."""
     wait_for(lambda: stack.container(dep) is None, timeout=60, what="container removal")
-    assert stack.port_rows(dep) == 0
-    assert f"deployment-{dep}" not in stack.routes()
-    assert not workdir.root(stack.settings, dep).exists()
+    wait_for(lambda: stack.port_rows(dep) == 0, timeout=30, what="port release")
+    wait_for(lambda: f"deployment-{dep}" not in stack.routes(), timeout=30, what="route removal")
+    wait_for(lambda: not workdir.root(stack.settings, dep).exists(), timeout=30, what="workdir removal")
 
 
 def test_an_agent_that_exits_at_boot_fails_with_its_exit_code_and_output(stack: Stack) -> None:
