@@ -11,14 +11,9 @@ from celery import Celery
 from celery.signals import task_failure, task_postrun, task_prerun
 
 from deployer.schedules import record_failure, record_start, record_success, state_store
+from traces.watchers import schedule_of
 
 SKIPPED = {"skipped": True}
-
-
-def schedule_of(task: Any) -> str | None:
-    request = getattr(task, "request", None)
-    name = getattr(request, "schedule", None) or (getattr(request, "headers", None) or {}).get("schedule")
-    return str(name) if name else None
 
 
 def connect(app: Celery) -> None:

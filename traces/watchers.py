@@ -104,7 +104,8 @@ def install_sqlalchemy(engine: Any, rec: Recorder) -> None:
         rec.record("query", content, tags=tags, family=query_family(statement))
 
 
-def _schedule_of(task: Any) -> str | None:
+def schedule_of(task: Any) -> str | None:
+    """The schedule a run belongs to, from the `schedule` message header (beat and `schedule run` set it)."""
     request = getattr(task, "request", None)
     name = getattr(request, "schedule", None) or (getattr(request, "headers", None) or {}).get("schedule")
     return str(name) if name else None
@@ -158,7 +159,7 @@ class CeleryWatcher:
             content = {"name": task.name, "id": task_id, "status": status, "state": state, "duration_ms": ms,
                        "summary": f"{task.name} {status}"}  # fmt: skip
             self.rec.update(task_id, content, tags=[f"job:{status}"])
-        name = _schedule_of(task)
+        name = schedule_of(task)
         if name and self.rec.on("schedule"):
             self.rec.record("schedule", {"schedule": name, "task": task.name, "outcome": status, "duration_ms": ms,
                                          "summary": f"{name} {status}"}, tags=[f"schedule:{name}"])  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask, current_app
 from sqlalchemy import Engine
 
+from deployer import deployments
 from deployer.db import make_engine
 from deployer.errors import Unavailable
 from deployer.events import publisher_for
@@ -18,6 +19,7 @@ from deployer.images import list_images
 from deployer.secrets import MasterKey, ensure_master_key
 from deployer.settings import Settings, load_settings
 from deployer.transitions import OnTransition
+from deployer.uploads import Accepted, Upload, accept_upload
 from tasks.kick import make_kicker
 from traces.recorder import Recorder, recorder_for
 from traces.watchers import event_watcher, install_flask, install_logging, install_sqlalchemy
@@ -50,6 +52,24 @@ class Services:
     images: Callable[[], list[dict[str, Any]]] = docker_images
     stream_timing: Timing = field(default_factory=Timing)
     recorder: Recorder | None = None  # the trace recorder, when TRACE_ENABLED
+
+    # The user verbs the API and the dashboard share: the domain call, then the kick that acts on it.
+    def deploy(self, upload: Upload) -> Accepted:
+        accepted = accept_upload(upload, settings=self.settings, engine=self.engine, master_key=self.master_key,
+                                 slug_suffix=self.slug_suffix)  # fmt: skip
+        self.kick("drain_queue")
+        return accepted
+
+    def stop(self, deployment_id: str) -> str:
+        status = deployments.request_stop(self.engine, deployment_id, on_transition=self.on_transition)
+        self.kick("reconcile_stops")
+        return status
+
+    def restart(self, deployment_id: str) -> str:
+        status = deployments.request_restart(self.engine, deployment_id, max_active=self.settings.max_active,
+                                             on_transition=self.on_transition)  # fmt: skip
+        self.kick("drain_queue")
+        return status
 
 
 def services() -> Services:

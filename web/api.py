@@ -9,7 +9,7 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from deployer import capacity, deployments, readiness
 from deployer.errors import InvalidRequest, InvalidUpload
-from deployer.uploads import Upload, accept_upload, parse_env
+from deployer.uploads import Upload, parse_env
 from web import services
 from web.auth import authenticate
 from web.openapi import spec
@@ -63,10 +63,7 @@ def create_deployment() -> tuple[Response, int]:
         runtime=request.form.get("runtime") or None,
         env=parse_env(request.form.get("env")),
     )
-    accepted = accept_upload(
-        upload, settings=svc.settings, engine=svc.engine, master_key=svc.master_key, slug_suffix=svc.slug_suffix
-    )
-    svc.kick("drain_queue")
+    accepted = svc.deploy(upload)
     body: dict[str, Any] = {
         "id": accepted.id, "slug": accepted.slug, "status": accepted.status,
         "runtime": accepted.runtime, "url": accepted.url,
@@ -93,19 +90,13 @@ def get_deployment(deployment_id: str) -> Response:
 @bp.post("/deployments/<deployment_id>/stop")
 @bp.delete("/deployments/<deployment_id>")
 def stop_deployment(deployment_id: str) -> tuple[Response, int]:
-    svc = services()
-    status = deployments.request_stop(svc.engine, deployment_id, on_transition=svc.on_transition)
-    svc.kick("reconcile_stops")
+    status = services().stop(deployment_id)
     return jsonify({"id": deployment_id, "status": status}), 202
 
 
 @bp.post("/deployments/<deployment_id>/restart")
 def restart_deployment(deployment_id: str) -> tuple[Response, int]:
-    svc = services()
-    status = deployments.request_restart(
-        svc.engine, deployment_id, max_active=svc.settings.max_active, on_transition=svc.on_transition
-    )
-    svc.kick("drain_queue")
+    status = services().restart(deployment_id)
     return jsonify({"id": deployment_id, "status": status}), 202
 
 

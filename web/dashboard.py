@@ -18,7 +18,7 @@ from flask import Blueprint, Flask, Response, g, redirect, render_template, requ
 from deployer import capacity, deployments
 from deployer.errors import InvalidUpload
 from deployer.states import Status
-from deployer.uploads import Upload, accept_upload, parse_env_lines
+from deployer.uploads import Upload, parse_env_lines
 from web import services
 from web.auth import check_csrf, csrf_token, log_in, log_out, session_token
 
@@ -112,19 +112,14 @@ def deployment_page(deployment_id: str) -> str:
 @bp.post("/deployments/<deployment_id>/stop")
 @login_required
 def stop(deployment_id: str) -> Response:
-    svc = services()
-    deployments.request_stop(svc.engine, deployment_id, on_transition=svc.on_transition)
-    svc.kick("reconcile_stops")
+    services().stop(deployment_id)
     return redirect(url_for("dashboard.deployment_page", deployment_id=deployment_id))  # type: ignore[return-value]
 
 
 @bp.post("/deployments/<deployment_id>/restart")
 @login_required
 def restart(deployment_id: str) -> Response:
-    svc = services()
-    deployments.request_restart(svc.engine, deployment_id, max_active=svc.settings.max_active,
-                                on_transition=svc.on_transition)  # fmt: skip
-    svc.kick("drain_queue")
+    services().restart(deployment_id)
     return redirect(url_for("dashboard.deployment_page", deployment_id=deployment_id))  # type: ignore[return-value]
 
 
@@ -135,7 +130,6 @@ def deploy() -> Any:
     a plain form post of a zip lands here and works without JavaScript."""
     if request.method == "GET":
         return render_template("deploy.html", csrf=csrf_token(), error=None)
-    svc = services()
     bundle = request.files.get("project.zip")
     if bundle is None or not bundle.filename:
         raise InvalidUpload("Choose a project zip (or a folder) to deploy")
@@ -143,9 +137,7 @@ def deploy() -> Any:
     upload = Upload(bundle=bundle.stream, keypair=keypair.read() if keypair and keypair.filename else None,
                     name=request.form.get("name") or None, runtime=None,
                     env=parse_env_lines(request.form.get("env")))  # fmt: skip
-    accepted = accept_upload(upload, settings=svc.settings, engine=svc.engine, master_key=svc.master_key,
-                             slug_suffix=svc.slug_suffix)  # fmt: skip
-    svc.kick("drain_queue")
+    accepted = services().deploy(upload)
     return redirect(url_for("dashboard.deployment_page", deployment_id=accepted.id))
 
 
