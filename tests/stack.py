@@ -185,3 +185,16 @@ def trace_runtime_up(url: str) -> bool:
         return requests.get(f"{url}/trace/login", timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+class TraceRuntimeProcess(GroupProcess):
+    """`<command> serve --port N` of the trace runtime, up once its login page answers."""
+
+    def __init__(self, command: list[str], env: dict[str, str], logdir: Path, *, name: str = "trace",
+                 port: int | None = None) -> None:  # fmt: skip
+        port = port or free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self._spawn([*command, "serve", "--port", str(port)], env, logdir, name)
+
+    def wait_up(self) -> None:
+        wait_for(lambda: self._dead() or trace_runtime_up(self.url), timeout=60, what=f"trace runtime {self.url}")

@@ -4,6 +4,7 @@ ingest nonces (so every server process on the file shares one replay guard). Sta
 
 from __future__ import annotations
 
+import fcntl
 import json
 import sqlite3
 import threading
@@ -72,14 +73,26 @@ class TraceStore:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._conn().executescript(SCHEMA)  # its own transaction: executescript commits as it goes
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """WAL and the schema, once per process, serialised across processes by a lock file: SQLite answers
+        `database is locked` at once, without waiting out the busy timeout, to a second connection that
+        asks for WAL while another is switching a new file to it."""
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                db = self._conn()
+                db.execute("PRAGMA journal_mode=WAL")  # kept in the file: later connections need not ask
+                db.executescript(SCHEMA)  # its own transaction: executescript commits as it goes
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=10000")
             self._local.conn = conn

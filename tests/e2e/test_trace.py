@@ -13,7 +13,7 @@ import requests
 from playwright.sync_api import expect, sync_playwright
 
 from tests.e2e.upstack import DEPLOYER, running_up
-from tests.stack import GroupProcess, free_port, trace_runtime_up, wait_for
+from tests.stack import TraceRuntimeProcess, free_port, wait_for
 
 SAMPLES = Path(__file__).parents[2] / "samples"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -38,10 +38,9 @@ def test_a_traced_deploy_lands_in_the_trace_runtime_and_its_dashboard(tmp_path: 
         "DB_DATABASE_SQLITE": str(tmp_path / "trace.sqlite"),
     }  # fmt: skip
     with running_up(tmp_path, **trace_env) as up:
-        runtime = GroupProcess()
-        runtime._spawn([DEPLOYER, "trace", "serve", "--port", str(trace_port)], up.env, tmp_path / "logs", "trace")
+        runtime = TraceRuntimeProcess([DEPLOYER, "trace"], up.env, tmp_path / "logs", port=trace_port)
         try:
-            wait_for(lambda: runtime._dead() or trace_runtime_up(trace_url), timeout=60, what="trace runtime")
+            runtime.wait_up()
             env = {**up.env, "DEPLOYER_TOKEN": up.token()}
             deployed = subprocess.run([DEPLOYER, "deploy", str(SAMPLES / "python-agent"), "--follow"], env=env,
                                       capture_output=True, text=True, timeout=300)  # fmt: skip

@@ -18,7 +18,7 @@ import requests
 
 from deployer.settings import Settings, load_settings
 from tests.conftest import LiveServer
-from tests.stack import GroupProcess, settings_env, trace_runtime_up, wait_for
+from tests.stack import TraceRuntimeProcess, settings_env
 from traces.recorder import ProxySink, Recorder
 from traces.runtime import create_trace_app
 from traces.signing import sign
@@ -77,26 +77,15 @@ def test_a_nonce_replayed_to_another_server_process_on_the_same_database_is_refu
     trace_settings: Settings, tmp_path: Path
 ) -> None:
     env = settings_env(trace_settings)
-    procs: list[GroupProcess] = []
-    ports = []
+    procs = [TraceRuntimeProcess([sys.executable, "-m", "traces"], env, tmp_path / "logs") for _ in range(2)]
     try:
-        for _ in range(2):
-            import socket
-
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            p = GroupProcess()
-            p._spawn([sys.executable, "-m", "traces", "serve", "--port", str(port)], env, tmp_path / "logs", "trace")
-            procs.append(p)
-            ports.append(port)
-        for port in ports:
-            wait_for(lambda port=port: trace_runtime_up(f"http://127.0.0.1:{port}"), timeout=30, what="trace runtime")
+        for p in procs:  # both were started together: they open the new database file at the same moment
+            p.wait_up()
         body = json.dumps({"entries": [entry()]}).encode()
         headers = sign(method="POST", path="/zin/trace/write", search="", body=body, key_id=KEY, secret=SECRET,
                        now_ms=int(time.time() * 1000))  # fmt: skip
-        first = requests.post(f"http://127.0.0.1:{ports[0]}/zin/trace/write", data=body, headers=headers, timeout=10)
-        again = requests.post(f"http://127.0.0.1:{ports[1]}/zin/trace/write", data=body, headers=headers, timeout=10)
+        first = requests.post(f"{procs[0].url}/zin/trace/write", data=body, headers=headers, timeout=10)
+        again = requests.post(f"{procs[1].url}/zin/trace/write", data=body, headers=headers, timeout=10)
         assert first.status_code == 200
         assert again.status_code == 401 and again.json()["error"]["code"] == "REPLAYED"
     finally:
@@ -159,18 +148,11 @@ def test_the_trace_runtime_starts_from_its_own_requirement_set_alone(tmp_path: P
     probe = f"import importlib.util as u; print([m for m in {heavy} if u.find_spec(m)])"
     absent = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True)
     assert absent.stdout.strip() == "[]"
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {**settings_env(trace_settings), "PATH": os.environ["PATH"]}
-    proc = GroupProcess()
-    proc._spawn([python, "-m", "traces", "serve", "--port", str(port)], env, tmp_path / "logs", "slim")
+    proc = TraceRuntimeProcess([python, "-m", "traces"], env, tmp_path / "logs", name="slim")
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: proc._dead() or trace_runtime_up(url), timeout=60, what="the slim trace runtime")
+        proc.wait_up()
         body = json.dumps({"entries": [entry()]}).encode()
-        assert post(f"http://127.0.0.1:{port}", "/zin/trace/write", body).json() == {"ok": True, "written": 1}
+        assert post(proc.url, "/zin/trace/write", body).json() == {"ok": True, "written": 1}
     finally:
         proc.stop()
