@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import socket
 import statistics
 import sys
 import tempfile
@@ -28,7 +27,7 @@ from deployer import tokens
 from deployer.db import make_engine, upgrade
 from deployer.settings import load_settings
 from tests.conftest import make_deployment_row
-from tests.stack import GroupProcess, settings_env, trace_runtime_up, wait_for
+from tests.stack import TraceRuntimeProcess, free_port, settings_env
 from traces.recorder import ProxySink
 from web import create_app
 
@@ -67,17 +66,14 @@ def request_overhead(n: int) -> None:
 
 def ingest(total: int, batch: int = 200) -> None:
     root = Path(tempfile.mkdtemp())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     settings = load_settings({"DEPLOYER_DATA_ROOT": str(root), "DB_DATABASE_SQLITE": str(root / "trace.sqlite"),
                               "TRACE_PROXY_URL": url, "TRACE_PROXY_KEY_ID": "bench", "TRACE_PROXY_SECRET": "x" * 32,
                               "TRACE_DASHBOARD_TOKEN": "t"})  # fmt: skip
-    proc = GroupProcess()
-    proc._spawn([sys.executable, "-m", "traces", "serve", "--port", str(port)], settings_env(settings), root, "trace")
+    proc = TraceRuntimeProcess([sys.executable, "-m", "traces"], settings_env(settings), root, port=port)
     try:
-        wait_for(lambda: proc._dead() or trace_runtime_up(url), timeout=60, what="trace runtime")
+        proc.wait_up()
         sink = ProxySink(settings)
         now = int(time.time() * 1000)
         entries = [{"uuid": str(uuid.uuid4()), "batchId": f"b{i // 10}", "type": "query", "familyHash": None,

@@ -29,6 +29,7 @@ CREATE INDEX IF NOT EXISTS ix_trace_entries_created ON trace_entries (created_at
 CREATE INDEX IF NOT EXISTS ix_trace_entries_type_latest ON trace_entries (type, is_latest);
 CREATE INDEX IF NOT EXISTS ix_trace_entries_batch ON trace_entries (batch_id);
 CREATE INDEX IF NOT EXISTS ix_trace_entries_family ON trace_entries (family_hash);
+CREATE INDEX IF NOT EXISTS ix_trace_entries_family_latest ON trace_entries (family_hash, type) WHERE is_latest = 1;
 CREATE TABLE IF NOT EXISTS trace_entry_tags (
   entry_uuid TEXT NOT NULL REFERENCES trace_entries (uuid) ON DELETE CASCADE,
   tag TEXT NOT NULL,
@@ -118,21 +119,27 @@ class TraceStore:
             return cur.rowcount == 1
 
     def write(self, entries: Iterable[dict[str, Any]]) -> int:
+        """One transaction a batch. Of a family's entries only the newest stays latest: one UPDATE per
+        family in the batch, which touches just the row that was latest (the partial index finds it),
+        not every older member again."""
         rows = [check_entry(e) for e in entries]
+        newest: dict[tuple[str, str], int] = {}
+        for i, e in enumerate(rows):
+            if e.get("familyHash") and e.get("isLatest", True):
+                newest[(e["familyHash"], e["type"])] = i
+        latest_at = set(newest.values())
+        values = [
+            (e["uuid"], e["batchId"], e.get("familyHash"), e["type"], json.dumps(e["content"], default=str),
+             1 if (i in latest_at or (not e.get("familyHash") and e.get("isLatest", True))) else 0, e["createdAt"])
+            for i, e in enumerate(rows)
+        ]  # fmt: skip
         with self.tx() as db:
-            for e in rows:
-                latest = 1 if e.get("isLatest", True) else 0
-                if e.get("familyHash") and latest:
-                    db.execute("UPDATE trace_entries SET is_latest = 0 WHERE family_hash = ? AND type = ?",
-                               (e["familyHash"], e["type"]))  # fmt: skip
-                db.execute(
-                    "INSERT OR REPLACE INTO trace_entries (uuid, batch_id, family_hash, type, content, is_latest, "
-                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (e["uuid"], e["batchId"], e.get("familyHash"), e["type"], json.dumps(e["content"], default=str),
-                     latest, e["createdAt"]),
-                )  # fmt: skip
-                db.executemany("INSERT OR IGNORE INTO trace_entry_tags (entry_uuid, tag) VALUES (?, ?)",
-                               [(e["uuid"], t) for t in e.get("tags", [])])  # fmt: skip
+            db.executemany("UPDATE trace_entries SET is_latest = 0 "
+                           "WHERE family_hash = ? AND type = ? AND is_latest = 1", list(newest))  # fmt: skip
+            db.executemany("INSERT OR REPLACE INTO trace_entries (uuid, batch_id, family_hash, type, content, "
+                           "is_latest, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)", values)  # fmt: skip
+            db.executemany("INSERT OR IGNORE INTO trace_entry_tags (entry_uuid, tag) VALUES (?, ?)",
+                           [(e["uuid"], t) for e in rows for t in e.get("tags", [])])  # fmt: skip
         return len(rows)
 
     def update(self, uuid: str, content: dict[str, Any], tags: list[str]) -> bool:
@@ -144,7 +151,8 @@ class TraceStore:
 
     def mark_family_stale(self, family_hash: str, except_uuid: str | None) -> int:
         with self.tx() as db:
-            return db.execute("UPDATE trace_entries SET is_latest = 0 WHERE family_hash = ? AND uuid IS NOT ?",
+            return db.execute("UPDATE trace_entries SET is_latest = 0 WHERE family_hash = ? AND uuid IS NOT ? "
+                              "AND is_latest = 1",
                               (family_hash, except_uuid)).rowcount  # fmt: skip
 
     # ---- reading ----

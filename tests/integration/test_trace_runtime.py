@@ -156,3 +156,17 @@ def test_the_trace_runtime_starts_from_its_own_requirement_set_alone(tmp_path: P
         assert post(proc.url, "/zin/trace/write", body).json() == {"ok": True, "written": 1}
     finally:
         proc.stop()
+
+
+def test_only_the_newest_entry_of_a_family_stays_latest_within_a_batch_and_across_batches(tmp_path: Path) -> None:
+    from traces.store import TraceStore
+
+    store = TraceStore(tmp_path / "t.sqlite")
+    store.write([entry(uuid="a1", type="query", familyHash="f1"), entry(uuid="b1", type="query", familyHash="f2"),
+                 entry(uuid="a2", type="query", familyHash="f1"), entry(uuid="x1", type="exception", familyHash="f1"),
+                 entry(uuid="n1"), entry(uuid="n2", isLatest=False)])  # fmt: skip
+    store.write([entry(uuid="a3", type="query", familyHash="f1")])
+    latest = {e["uuid"]: e["isLatest"] for e in store.entries(limit=100)[0]}
+    assert latest == {"a1": False, "a2": False, "a3": True, "b1": True, "x1": True, "n1": True, "n2": False}
+    assert store.mark_family_stale("f1", "a3") == 1  # only the exception's entry was still latest
+    assert not store.entry("x1")["isLatest"] and store.entry("a3")["isLatest"]  # type: ignore[index]
