@@ -69,7 +69,8 @@ def browse(url: str, request_uuid: str, tmp_path: Path) -> None:
         page.goto(f"{url}/trace/entries")
         page.fill("input[name=token]", DASH)
         page.click("button[type=submit]")
-        page.goto(f"{url}/trace/entries?type=request")
+        # Filtered to the one 201: `deploy --follow` polls, so the upload can be past the first page of requests.
+        page.goto(f"{url}/trace/entries?type=request&tag=status:201")
         expect(page.locator("table.entries tbody tr").first).to_be_visible()
         page.click(f"tr[data-uuid='{request_uuid}'] a >> nth=0")
         expect(page.locator("#content")).to_contain_text("/api/deployments")
