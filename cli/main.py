@@ -146,6 +146,26 @@ def prepare(settings: Settings) -> None:
     ensure_master_key(settings.age_identity_path)
 
 
+def initialise(settings: Settings, *, images: bool) -> None:
+    """`prepare`, and the runtime base images (pulled, or bootstrapped offline), with progress."""
+    from cli.ops import ensure_images
+
+    click.echo(f"data root {settings.data_root}; database {settings.database_url.split('@')[-1]}", err=True)
+    prepare(settings)
+    click.echo("migrations applied, master key ready", err=True)
+    if images:
+        ensure_images(settings)
+
+
+@main.command()
+@click.option("--skip-images", is_flag=True, help="Do not check or build the base images")
+@click.pass_context
+def init(ctx: click.Context, skip_images: bool) -> None:
+    """Prepare this host once: migrations, the master key, the base images (`docker compose` runs it first)."""
+    initialise(_settings(ctx), images=not skip_images)
+    click.echo("ready", err=True)
+
+
 # ---- user commands (through the API) -------------------------------------------------------------
 
 
@@ -324,14 +344,10 @@ def watch(ctx: click.Context) -> None:
 @click.pass_context
 def up(ctx: click.Context, host: str, port: int, skip_images: bool) -> None:
     """Everything for a single host: web, worker, beat, watcher (and Caddy if not running). Ctrl-C stops all."""
-    from cli.ops import Supervisor, beat_cmd, caddy_cmd, caddy_reachable, ensure_images, worker_cmd
+    from cli.ops import Supervisor, beat_cmd, caddy_cmd, caddy_reachable, worker_cmd
 
     settings = _settings(ctx)
-    click.echo(f"data root {settings.data_root}; database {settings.database_url.split('@')[-1]}", err=True)
-    prepare(settings)
-    click.echo("migrations applied, master key ready", err=True)
-    if not skip_images:
-        ensure_images(settings)
+    initialise(settings, images=not skip_images)
     sup = Supervisor()
     if not settings.skip_caddy and not caddy_reachable(settings):
         sup.start("caddy", caddy_cmd(settings))

@@ -88,12 +88,12 @@ class GroupProcess:
     proc: subprocess.Popen[bytes]
     log_path: Path
 
-    def _spawn(self, cmd: list[str], env: dict[str, str], logdir: Path, name: str) -> None:
+    def _spawn(self, cmd: list[str], env: dict[str, str], logdir: Path, name: str, cwd: Path | None = None) -> None:
         logdir.mkdir(parents=True, exist_ok=True)
         self.log_path = logdir / f"{name}-{time.monotonic_ns()}.log"
         self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     cwd=Path(__file__).parents[1])  # fmt: skip
+                                     cwd=cwd or Path(__file__).parents[1])  # fmt: skip
 
     def _dead(self) -> bool:
         if self.proc.poll() is not None:
@@ -191,10 +191,10 @@ class TraceRuntimeProcess(GroupProcess):
     """`<command> serve --port N` of the trace runtime, up once its login page answers."""
 
     def __init__(self, command: list[str], env: dict[str, str], logdir: Path, *, name: str = "trace",
-                 port: int | None = None) -> None:  # fmt: skip
+                 port: int | None = None, cwd: Path | None = None) -> None:  # fmt: skip
         port = port or free_port()
         self.url = f"http://127.0.0.1:{port}"
-        self._spawn([*command, "serve", "--port", str(port)], env, logdir, name)
+        self._spawn([*command, "serve", "--port", str(port)], env, logdir, name, cwd)
 
     def wait_up(self) -> None:
         wait_for(lambda: self._dead() or trace_runtime_up(self.url), timeout=60, what=f"trace runtime {self.url}")

@@ -149,7 +149,8 @@ def test_the_trace_runtime_starts_from_its_own_requirement_set_alone(tmp_path: P
     absent = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True)
     assert absent.stdout.strip() == "[]"
     env = {**settings_env(trace_settings), "PATH": os.environ["PATH"]}
-    proc = TraceRuntimeProcess([python, "-m", "traces"], env, tmp_path / "logs", name="slim")
+    # Outside the checkout, so `-m traces` is the installed package, templates and all.
+    proc = TraceRuntimeProcess([python, "-m", "traces"], env, tmp_path / "logs", name="slim", cwd=tmp_path)
     try:
         proc.wait_up()
         body = json.dumps({"entries": [entry()]}).encode()
