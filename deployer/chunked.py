@@ -21,6 +21,7 @@ class ChunkDecoder:
     def feed(self, data: bytes) -> bytes:
         out: list[bytes] = []
         pos, n = 0, len(data)
+        find = data.find
         while pos < n and not self.done:
             if self.skip:
                 step = min(self.skip, n - pos)
@@ -33,6 +34,19 @@ class ChunkDecoder:
                 pos += step
                 if not self.left:
                     self.skip = 2
+            elif not self.head and (end := find(b"\n", pos)) > 0:
+                # The common case, once per chunk: its size line, data and CRLF all in this read.
+                try:
+                    size = int(data[pos:end], 16)  # int() ignores the CR; extensions take the slow path
+                except ValueError:
+                    pos = self._size_line(data, pos)
+                    continue
+                start = end + 1
+                if size and start + size + 2 <= n:
+                    out.append(data[start : start + size])
+                    pos = start + size + 2
+                else:
+                    self.done, self.left, pos = size == 0, size, start
             else:
                 pos = self._size_line(data, pos)
         return b"".join(out)

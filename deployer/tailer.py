@@ -137,6 +137,27 @@ def split_payload(stream_id: int, payload: bytes, partial: dict[int, bytes]) -> 
 _new_line = tuple.__new__
 
 
+def admitted_lines(frames: list[Frame], partial: dict[int, bytes], sequencer: Sequencer) -> list[Line]:
+    """The lines of a read's frames that the sequencer admits, in order.
+
+    `split_payload` then `admit`, with the usual frame — one whole line, nothing pending — done inline:
+    this runs for every line, and at tens of thousands a second the calls were a third of its cost."""
+    last = sequencer.last
+    out: list[Line] = []
+    for stream_id, payload in frames:
+        if partial or payload[-1:] != b"\n" or payload.count(b"\n") != 1:
+            out.extend(ln for ln in split_payload(stream_id, payload, partial) if sequencer.admit(ln.ts_ns, ln.stream))
+            continue
+        sp = payload.find(b" ")
+        raw = payload[:sp]
+        ts_ns = parse_timestamp(raw)
+        name = "stderr" if stream_id == 2 else "stdout"
+        if ts_ns > last[name]:
+            last[name] = ts_ns
+            out.append(_new_line(Line, (name, payload[sp + 1 : -1].decode("utf-8", "replace"), ts_ns, raw.decode())))
+    return out
+
+
 def cursor_after(lines: list[Line], cursor: Cursor) -> Cursor:
     """The cursor once `lines` (admitted, in order) are stored."""
     out, err = cursor
@@ -219,11 +240,9 @@ class Tailer:
         since = since_for((sequencer.last["stdout"], sequencer.last["stderr"]))
         partial: dict[int, bytes] = {}
         self.response = self._request(since, follow)
-        admit = sequencer.admit
         for frames in read_frame_chunks(body_reader(self.response)):
             self.last_frame_at = time.monotonic()
-            lines = (ln for sid, payload in frames for ln in split_payload(sid, payload, partial))
-            fresh = [ln for ln in lines if admit(ln.ts_ns, ln.stream)]
+            fresh = admitted_lines(frames, partial, sequencer)
             if fresh and not self._put(fresh):
                 raise RuntimeError("the writer failed")
 

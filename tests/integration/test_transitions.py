@@ -79,11 +79,13 @@ def test_only_one_of_two_racing_transitions_wins(engine: Engine) -> None:
     assert len(lines_of(engine, dep)) == 1
 
 
-def test_nul_bytes_and_trailing_carriage_returns_are_cleaned(engine: Engine) -> None:
+@pytest.mark.parametrize("count", [1, COPY_THRESHOLD])  # by INSERT, and by COPY on PostgreSQL
+def test_nul_bytes_and_trailing_carriage_returns_are_cleaned(engine: Engine, count: int) -> None:
     dep = make_deployment_row(engine)
     with engine.begin() as conn:
-        append_lines(conn, dep, [("stdout", "a\x00b\r"), ("stderr", "plain")])
-    assert lines_of(engine, dep) == [(1, "stdout", "a\ufffdb"), (2, "stderr", "plain")]
+        append_lines(conn, dep, [("stdout", "a\x00b\r"), ("stderr", "plain")] * count)
+    assert lines_of(engine, dep)[:2] == [(1, "stdout", "a\ufffdb"), (2, "stderr", "plain")]
+    assert len(lines_of(engine, dep)) == 2 * count
 
 
 @pytest.mark.parametrize("count", [3, COPY_THRESHOLD])  # by INSERT, and by COPY on PostgreSQL
@@ -103,7 +105,8 @@ def test_lines_may_carry_dockers_own_iso_timestamps(engine: Engine, count: int) 
 
 @pytest.mark.parametrize("count", [1, COPY_THRESHOLD])
 def test_awkward_texts_come_back_exactly_by_insert_and_by_copy(engine: Engine, count: int) -> None:
-    awkward = ["back\\slash", "tab\there", "\\N", "\\.", "mid\rreturn", "two\nlines", "ünïcødé ✓ 日本", "", " "]
+    awkward = ["back\\slash", "tab\there", "\\N", "\\.", "mid\rreturn", "two\nlines", "ünïcødé ✓ 日本", "", " ",
+               "\\t is not a tab", "a\\\tb\\\nc\\\\", "\t\t"]
     texts = [awkward[i % len(awkward)] + f" #{i}" for i in range(count)] + awkward
     dep = make_deployment_row(engine)
     with engine.begin() as conn:

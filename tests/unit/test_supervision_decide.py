@@ -10,6 +10,7 @@ from deployer.crashes import crash_reason, policy_line, restart_delay, restart_l
 from deployer.tailer import (
     Line,
     Sequencer,
+    admitted_lines,
     cursor_after,
     parse_timestamp,
     read_frame_chunks,
@@ -65,6 +66,27 @@ def test_a_message_without_newline_waits_for_its_continuation() -> None:
     assert [ln.text for ln in lines] == ["half a line"]
     assert lines[0].ts == "2026-11-23T12:00:00.1Z"  # Docker's own stamp is what gets stored
     assert split_payload(2, b"2026-11-23T12:00:00.3Z err\n", partial)[0].stream == "stderr"
+
+
+_payloads = st.builds(
+    lambda sec, frac, stream, texts, newline: (stream, f"2026-11-23T12:00:{sec:02d}{frac}Z ".encode()
+                                               + b"\n".join(texts) + (b"\n" if newline else b"")),
+    st.integers(0, 3), st.sampled_from(["", ".1", ".25", ".123456789"]), st.sampled_from([1, 2]),
+    st.lists(st.binary(max_size=6).filter(lambda b: b"\n" not in b), min_size=1, max_size=3), st.booleans(),
+)  # fmt: skip
+
+
+@given(reads=st.lists(st.lists(_payloads, max_size=6), max_size=6))
+def test_the_inline_path_admits_exactly_what_split_and_admit_do(reads: list[list[tuple[int, bytes]]]) -> None:
+    """Repeated and older stamps, both streams, lines split across frames, several lines a frame."""
+    slow_seq, fast_seq = Sequencer(), Sequencer()
+    slow_partial: dict[int, bytes] = {}
+    fast_partial: dict[int, bytes] = {}
+    for frames in reads:
+        slow = [ln for sid, p in frames for ln in split_payload(sid, p, slow_partial)
+                if slow_seq.admit(ln.ts_ns, ln.stream)]  # fmt: skip
+        assert admitted_lines(frames, fast_partial, fast_seq) == slow
+        assert fast_partial == slow_partial and fast_seq.last == slow_seq.last
 
 
 def test_each_stream_admits_only_lines_newer_than_its_own_last() -> None:
