@@ -2,22 +2,26 @@
 handed to a background thread that writes them in batches to the local SQLite store or, with
 `TRACE_PROXY=true`, signs and POSTs them to the trace runtime.
 
-It never slows or breaks what it watches: `record` does a bounded-queue `put_nowait` and nothing
-else on the caller's thread; a full queue drops the entry and counts it; every failure inside is
-swallowed and counted, never raised into the caller.
+It never slows or breaks what it watches: `record` appends to a bounded deque and nothing else on
+the caller's thread — no lock, no wake-up (waking the writer for every entry handed it the GIL four
+times a request); the writer drains it every `flush_interval`, or as soon as a batch is full. A full
+deque drops the entry and counts it; every failure inside is swallowed and counted, never raised
+into the caller.
 """
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import functools
 import json
 import logging
-import queue
+import os
+import random
 import threading
 import time
-import uuid as uuidlib
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +33,15 @@ MASK = "********"
 DEFAULT_HEADERS = ("authorization", "cookie", "set-cookie", "x-api-key", "x-auth-token", "*secret*")
 DEFAULT_BODY_KEYS = ("password", "token", "secret", "apiKey", "api_key", "jwt", "bearer")
 batch_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_batch", default=None)
+
+
+def new_id() -> str:
+    """A version-4 UUID string. From `random`, not `uuid.uuid4()`: that reads os.urandom for every id,
+    two syscalls an entry, which on a virtual machine cost more than the rest of recording. Trace ids
+    need to be unique, not unguessable; `random` is reseeded in every forked child."""
+    bits = (random.getrandbits(128) & ~(0xF000 << 64) & ~(0xC000 << 48)) | (0x4000 << 64) | (0x8000 << 48)
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 @functools.lru_cache(maxsize=4096)  # families repeat (the same statements, the same raise sites)
@@ -109,6 +122,9 @@ def within_budget(content: dict[str, Any], budget: int = BUDGET) -> dict[str, An
     return {"summary": str(content.get("summary", ""))[:512], "_compacted": {"originalBytes": size, "dropped": True}}
 
 
+Content = dict[str, Any] | Callable[[], dict[str, Any]]
+
+
 class Sink(Protocol):
     def write(self, entries: list[dict[str, Any]]) -> None: ...
     def update(self, uuid: str, content: dict[str, Any], tags: list[str]) -> None: ...
@@ -122,31 +138,55 @@ class Counters:
     errors: list[str] = field(default_factory=list)
 
 
+_recorders: weakref.WeakSet[Recorder] = weakref.WeakSet()
+_fork_hook = False
+
+
+def _reset_after_fork() -> None:
+    for rec in list(_recorders):
+        rec._after_fork()
+
+
+def _track(rec: Recorder) -> None:
+    """Recorders of this process, reset in a forked child (Celery's prefork pool forks after set-up)."""
+    global _fork_hook
+    if not _fork_hook:
+        os.register_at_fork(after_in_child=_reset_after_fork)
+        _fork_hook = True
+    _recorders.add(rec)
+
+
 class Recorder:
     def __init__(self, sink: Sink, *, watchers: frozenset[str], redaction: Redaction = Redaction(),
                  slow_query_ms: int = 100, queue_size: int = 10_000, batch: int = 200,
                  flush_interval: float = 0.25) -> None:  # fmt: skip
         self.sink, self.watchers, self.redaction, self.slow_query_ms = sink, watchers, redaction, slow_query_ms
-        self.batch, self.flush_interval = batch, flush_interval
+        self.batch, self.flush_interval, self.queue_size = batch, flush_interval, queue_size
         self.counters = Counters()
-        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=queue_size)
+        self._items: collections.deque[tuple[str, Any]] = collections.deque()
+        self._wake = threading.Event()
+        self._delivering = False
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        _track(self)
 
     def on(self, watcher: str) -> bool:
         return watcher in self.watchers
 
     # ---- the caller's side: cheap, never raises ----
-    def record(self, type: str, content: dict[str, Any], *, tags: Iterable[str] = (), family: str | None = None,
+    def record(self, type: str, content: Content, *, tags: Iterable[str] = (), family: str | None = None,
                uuid: str | None = None, batch: str | None = None) -> str | None:  # fmt: skip
+        """Hand an entry to the writer. `content` may be a function that builds it: the writer calls
+        it, so a hot path only gathers the raw values."""
         try:
+            uuid = uuid or new_id()
             entry = {
-                "uuid": uuid or str(uuidlib.uuid4()), "batchId": batch or batch_id.get() or str(uuidlib.uuid4()),
+                "uuid": uuid, "batchId": batch or batch_id.get() or uuid,  # outside any batch: a batch of its own
                 "familyHash": family, "type": type, "content": content, "tags": list(tags), "isLatest": True,
                 "createdAt": int(time.time() * 1000),
             }  # fmt: skip
             self._offer(("write", entry))
-            return str(entry["uuid"])
+            return uuid
         except Exception:  # the recorder must never break the code it watches
             self.counters.failed += 1
             return None
@@ -159,39 +199,48 @@ class Recorder:
 
     def _offer(self, item: tuple[str, Any]) -> None:
         self._ensure_thread()
-        try:
-            self._queue.put_nowait(item)
-            self.counters.recorded += 1
-        except queue.Full:
+        if len(self._items) >= self.queue_size:
             self.counters.dropped += 1
+            return
+        self._items.append(item)  # deque.append is atomic: the caller takes no lock
+        self.counters.recorded += 1
+        if len(self._items) == self.batch:
+            self._wake.set()
 
     # ---- the background side ----
     def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
+        # No liveness check on every entry (it takes a lock): the thread never returns, and a forked
+        # child, which has no thread, is reset by `_after_fork`.
+        if self._thread is None:
             with self._lock:
-                if self._thread is None or not self._thread.is_alive():
+                if self._thread is None:
                     self._thread = threading.Thread(target=self._run, name="trace-recorder", daemon=True)
                     self._thread.start()
 
+    def _after_fork(self) -> None:
+        self._thread, self._lock, self._delivering = None, threading.Lock(), False
+        self._items.clear()  # the parent delivers its own
+
     def _prepare(self, entry: dict[str, Any]) -> dict[str, Any]:
-        entry["content"] = within_budget(self.redaction.body(entry["content"]))
+        content = entry["content"]
+        entry["content"] = within_budget(self.redaction.body(content() if callable(content) else content))
         return entry
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
-            items = [first]
-            deadline = time.monotonic() + self.flush_interval
-            while len(items) < self.batch:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            while self._items:
+                self._delivering = True  # before taking any, so `flush` never sees them in neither place
+                items = [self._items.popleft() for _ in range(min(self.batch, len(self._items)))]
                 try:
-                    items.append(self._queue.get(timeout=max(0.0, deadline - time.monotonic())))
-                except queue.Empty:
-                    break
-            self._deliver(items)
+                    self._deliver(items)
+                finally:
+                    self._delivering = False
 
     def _deliver(self, items: list[tuple[str, Any]]) -> None:
-        writes = [self._prepare(e) for kind, e in items if kind == "write"]
         try:
+            writes = [self._prepare(e) for kind, e in items if kind == "write"]
             if writes:
                 self.sink.write(writes)
             for kind, payload in items:
@@ -202,16 +251,14 @@ class Recorder:
             self.counters.failed += len(items)
             if len(self.counters.errors) < 20:
                 self.counters.errors.append(f"{type(exc).__name__}: {exc}"[:300])
-        finally:
-            for _ in items:
-                self._queue.task_done()
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything recorded so far was delivered (tests, shutdown)."""
         end = time.monotonic() + timeout
-        while self._queue.unfinished_tasks:
+        while self._items or self._delivering:
             if time.monotonic() > end:
                 return False
+            self._wake.set()
             time.sleep(0.01)
         return True
 

@@ -16,11 +16,10 @@ import re
 import threading
 import time
 import traceback
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from traces.recorder import Recorder, batch_id, fnv1a32
+from traces.recorder import Recorder, batch_id, fnv1a32, new_id
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -36,18 +35,16 @@ def install_flask(app: Flask, rec: Recorder) -> None:
         @app.before_request
         def _start() -> None:
             g.trace_t0 = time.perf_counter()
-            g.trace_token = batch_id.set(str(uuid.uuid4()))
+            g.trace_token = batch_id.set(new_id())
 
         @app.after_request
         def _done(response: Any) -> Any:
             t0 = getattr(g, "trace_t0", None)
             if t0 is not None:
-                rec.record("request", {
-                    "method": request.method, "uri": request.full_path.rstrip("?"), "route": str(request.url_rule),
-                    "status": response.status_code, "duration_ms": round((time.perf_counter() - t0) * 1000, 2),
-                    "ip": request.remote_addr, "headers": rec.redaction.headers_of(request.headers.items()),
-                    "summary": f"{request.method} {request.path} {response.status_code}",
-                }, tags=[f"status:{response.status_code}"])  # fmt: skip
+                raw = (request.method, request.path, request.query_string, request.url_rule, response.status_code,
+                       time.perf_counter() - t0, request.remote_addr, list(request.headers.items()))  # fmt: skip
+                rec.record("request", functools.partial(_request_content, rec, *raw),
+                           tags=[f"status:{response.status_code}"])  # fmt: skip
             return response
 
         @app.teardown_request
@@ -62,6 +59,13 @@ def install_flask(app: Flask, rec: Recorder) -> None:
             record_exception(rec, exception)
 
         got_request_exception.connect(_exception, app, weak=False)
+
+
+def _request_content(rec: Recorder, method: str, path: str, query: bytes, rule: Any, status: int, seconds: float,
+                     ip: str | None, headers: list[tuple[str, str]]) -> dict[str, Any]:  # fmt: skip
+    uri = f"{path}?{query.decode('utf-8', 'replace')}" if query else path
+    return {"method": method, "uri": uri, "route": str(rule), "status": status, "duration_ms": round(seconds * 1000, 2),
+            "ip": ip, "headers": rec.redaction.headers_of(headers), "summary": f"{method} {path} {status}"}  # fmt: skip
 
 
 def record_exception(rec: Recorder, exc: BaseException) -> None:
@@ -86,22 +90,48 @@ def query_family(statement: str) -> str:
 
 
 def install_sqlalchemy(engine: Any, rec: Recorder) -> None:
+    """Times each statement where the dialect runs it. Dialect events, not the engine's cursor events:
+    engine events give every connection its own joined dispatcher, which cost more per query here than
+    recording it. Listeners run the dialect's own method and say so by returning True; a statement that
+    raises is not recorded (the exception watcher sees it)."""
     if not rec.on("query"):
         return
     from sqlalchemy import event
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def _before(conn: Any, _cursor: Any, _stmt: str, _params: Any, _context: Any, _many: bool) -> None:
-        conn.info.setdefault("trace_t0", []).append(time.perf_counter())
+    dialect = engine.dialect
+    name, slow_ms = dialect.name, rec.slow_query_ms
 
-    @event.listens_for(engine, "after_cursor_execute")
-    def _after(conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, many: bool) -> None:
-        started = conn.info.get("trace_t0") or [time.perf_counter()]
-        ms = (time.perf_counter() - started.pop()) * 1000
-        tags = ["slow"] if ms > rec.slow_query_ms else []
-        content = {"sql": statement[:4000], "duration_ms": round(ms, 2), "many": many,
-                   "connection": engine.dialect.name, "summary": statement[:120]}  # fmt: skip
-        rec.record("query", content, tags=tags, family=query_family(statement))
+    def _record(statement: str, started: float, many: bool) -> None:
+        ms = (time.perf_counter() - started) * 1000
+        rec.record("query", functools.partial(_query_content, statement, ms, many, name),
+                   tags=("slow",) if ms > slow_ms else (), family=query_family(statement))  # fmt: skip
+
+    def _execute(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        started = time.perf_counter()
+        dialect.do_execute(cursor, statement, parameters, context)
+        _record(statement, started, False)
+        return True
+
+    def _executemany(cursor: Any, statement: str, parameters: Any, context: Any) -> bool:
+        started = time.perf_counter()
+        dialect.do_executemany(cursor, statement, parameters, context)
+        _record(statement, started, True)
+        return True
+
+    def _execute_no_params(cursor: Any, statement: str, context: Any) -> bool:
+        started = time.perf_counter()
+        dialect.do_execute_no_params(cursor, statement, context)
+        _record(statement, started, False)
+        return True
+
+    event.listen(dialect, "do_execute", _execute)
+    event.listen(dialect, "do_executemany", _executemany)
+    event.listen(dialect, "do_execute_no_params", _execute_no_params)
+
+
+def _query_content(statement: str, ms: float, many: bool, dialect: str) -> dict[str, Any]:
+    return {"sql": statement[:4000], "duration_ms": round(ms, 2), "many": many, "connection": dialect,
+            "summary": statement[:120]}  # fmt: skip
 
 
 def schedule_of(task: Any) -> str | None:
