@@ -1,6 +1,8 @@
 """API load: `GET /api/deployments` with 1 000 rows under 50 concurrent clients, against the web app
 as production runs it (gunicorn gthread, PostgreSQL). The floor is `GET /api/health` (a database
-ping through the same stack) under the same load, in the same run.
+ping through the same stack) under the same load, in the same run. Closed loop (each client sends
+again as soon as it has its answer: the throughput the machine allows), then open loop (each client
+polls at a fixed rate, as dashboards do: the latency a user sees below that throughput).
 
     python bench/api_load.py [requests_per_client]
 """
@@ -55,6 +57,35 @@ def load(url: str, headers: dict[str, str], per_client: int, clients: int = CLIE
     return latencies, time.perf_counter() - t0
 
 
+def paced(url: str, headers: dict[str, str], *, rate: float, seconds: float,
+          clients: int = CLIENTS) -> tuple[list[float], float]:  # fmt: skip
+    """Open loop: each client sends at fixed times (`rate` a second, staggered), as a dashboard polls.
+    Latency counts from the planned send time, so a server that falls behind shows it."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    start = time.perf_counter() + 1.0
+
+    def client(k: int) -> None:
+        s = requests.Session()
+        s.headers.update(headers)
+        s.get(url, timeout=30).raise_for_status()
+        mine = []
+        for i in range(int(seconds * rate)):
+            planned = start + (i + k / clients) / rate
+            time.sleep(max(0.0, planned - time.perf_counter()))  # pacing, not synchronisation
+            s.get(url, timeout=30).raise_for_status()
+            mine.append((time.perf_counter() - planned) * 1000)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return latencies, time.perf_counter() - start
+
+
 def report(name: str, latencies: list[float], wall: float) -> None:
     print(f"{name}: {len(latencies)} requests, {len(latencies) / wall:,.0f} req/s, "
           f"p50 {percentile(latencies, 50):.1f} ms, p95 {percentile(latencies, 95):.1f} ms")  # fmt: skip
@@ -78,6 +109,9 @@ def main(per_client: int) -> None:
             body = requests.get(f"{proc.url}/api/deployments", headers=auth, timeout=30).json()
             assert body["total"] == 1000 and len(body["deployments"]) == 50
             report(f"{CLIENTS} clients: GET /api/deployments (1 000 rows, page of 50)", latencies, wall)
+            for rate in (1.0, 2.0):
+                report(f"{CLIENTS} clients polling {rate:g}/s each: GET /api/deployments",
+                       *paced(f"{proc.url}/api/deployments", auth, rate=rate, seconds=20))  # fmt: skip
 
 
 if __name__ == "__main__":

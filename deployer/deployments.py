@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from deployer.db import reading
 from deployer.errors import AtCapacity, Busy, Conflict, InvalidRequest, NotFound
 from deployer.models import Deployment, DeploymentLog, utcnow
 from deployer.states import ACTIVE, TERMINAL, Status
@@ -26,24 +27,31 @@ PUBLIC_FIELDS = (
 )  # fmt: skip
 
 
+TIME_FIELDS = ("last_crash_at", "created_at", "started_at", "stopped_at", "updated_at")
+_VIEW_COLUMNS = [_deployment.c[k] for k in (*PUBLIC_FIELDS, "host_url", "env")]
+
+
 def iso(value: Any) -> Any:
     if isinstance(value, datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        aware = value if value.tzinfo is UTC else (value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC))
+        return aware.isoformat().replace("+00:00", "Z")
     return value
 
 
 def public_view(row: Any) -> dict[str, Any]:
+    """A row (selected with `_VIEW_COLUMNS`, or all columns) as the API shows it."""
     m = row._mapping
-    view = {k: iso(m[k]) for k in PUBLIC_FIELDS}
+    view = {k: m[k] for k in PUBLIC_FIELDS}
+    for k in TIME_FIELDS:
+        view[k] = iso(view[k])
     view["url"] = m["host_url"]
     view["env_keys"] = sorted((m["env"] or {}).keys())
     return view
 
 
 def get_deployment(engine: Engine, deployment_id: str) -> dict[str, Any]:
-    with engine.connect() as conn:
-        row = conn.execute(select(_deployment).where(_deployment.c.id == deployment_id)).first()
+    with reading(engine) as conn:
+        row = conn.execute(select(*_VIEW_COLUMNS).where(_deployment.c.id == deployment_id)).first()
     if row is None:
         raise NotFound(f"deployment {deployment_id[:64]} not found")
     return public_view(row)
@@ -59,15 +67,18 @@ def list_deployments(
     if offset < 0:
         raise InvalidRequest("offset must not be negative")
     cond = [] if status is None else [_deployment.c.status == status]
-    with engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(_deployment).where(*cond)).scalar_one()
+    with reading(engine) as conn:  # the page and the total in one round trip
         rows = conn.execute(
-            select(_deployment)
+            select(*_VIEW_COLUMNS, func.count().over().label("total"))
             .where(*cond)
             .order_by(_deployment.c.created_at.desc(), _deployment.c.id)
             .limit(limit)
             .offset(offset)
         ).all()
+        if rows:
+            total = rows[0].total
+        else:  # past the last page: the window had no row to count on
+            total = conn.execute(select(func.count()).select_from(_deployment).where(*cond)).scalar_one()
     return [public_view(r) for r in rows], int(total)
 
 
@@ -75,7 +86,7 @@ def log_lines(engine: Engine, deployment_id: str, *, after: int = 0, limit: int 
     if not 1 <= limit <= MAX_LOG_PAGE:
         raise InvalidRequest(f"limit must be between 1 and {MAX_LOG_PAGE}")
     get_deployment(engine, deployment_id)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         rows = conn.execute(
             select(_log.c.line_no, _log.c.stream, _log.c.text, _log.c.ts)
             .where(_log.c.deployment_id == deployment_id, _log.c.line_no > after)

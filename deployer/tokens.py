@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from deployer.db import reading
 from deployer.errors import Conflict, InvalidRequest, NotFound
 from deployer.models import ApiToken, utcnow
 
@@ -85,7 +86,7 @@ def verify_token(engine: Engine, token: str, *, now: Callable[[], datetime] = ut
         return None
     digest = hash_token(token)
     query = select(_tokens).where(_tokens.c.token_hash == digest, _tokens.c.revoked_at.is_(None))
-    with engine.connect() as conn:  # a read on every API call: no transaction unless last use is stale
+    with reading(engine) as conn:  # a read on every API call: no transaction unless last use is stale
         r = conn.execute(query).first()
     if r is None:
         return None
