@@ -238,9 +238,20 @@ class Recorder:
                 finally:
                     self._delivering = False
 
+    def _failed(self, exc: Exception, count: int = 1) -> None:
+        self.counters.failed += count
+        if len(self.counters.errors) < 20:
+            self.counters.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+
     def _deliver(self, items: list[tuple[str, Any]]) -> None:
+        writes = []
+        for kind, entry in items:
+            if kind == "write":
+                try:  # one entry whose content cannot be built does not cost the rest of the batch
+                    writes.append(self._prepare(entry))
+                except Exception as exc:
+                    self._failed(exc)
         try:
-            writes = [self._prepare(e) for kind, e in items if kind == "write"]
             if writes:
                 self.sink.write(writes)
             for kind, payload in items:
@@ -248,9 +259,7 @@ class Recorder:
                     uuid, content, tags = payload
                     self.sink.update(uuid, within_budget(self.redaction.body(content)), tags)
         except Exception as exc:
-            self.counters.failed += len(items)
-            if len(self.counters.errors) < 20:
-                self.counters.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+            self._failed(exc, len(items))
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything recorded so far was delivered (tests, shutdown)."""

@@ -73,3 +73,19 @@ def test_a_failing_sink_is_counted_and_never_raises_into_the_caller() -> None:
     assert rec.record("job", {"not json": object()}) is not None  # content is serialised with str()
     assert rec.flush()
     assert rec.counters.failed >= 1 and "RuntimeError: down" in rec.counters.errors[0]
+
+
+def test_an_entry_whose_content_cannot_be_built_is_counted_and_the_rest_are_written() -> None:
+    sink = SlowSink()
+    sink.release.set()
+    rec = Recorder(sink, watchers=frozenset({"query"}))
+
+    def broken() -> dict[str, Any]:
+        raise ValueError("cannot build")
+
+    rec.record("query", {"sql": "select 1"})
+    rec.record("query", broken)
+    rec.record("query", lambda: {"sql": "select 2"})  # built on the writer's thread
+    assert rec.flush()
+    assert [e["content"]["sql"] for e in sink.written] == ["select 1", "select 2"]
+    assert rec.counters.failed == 1 and "ValueError: cannot build" in rec.counters.errors[0]
