@@ -48,7 +48,10 @@ def test_a_killed_container_is_crashed_with_exit_137_its_reason_and_nothing_held
     row = stack.api.wait_status(dep, "crashed", timeout=30)
     assert row["last_exit_code"] == 137 and row["last_crash_at"]
     assert row["error_message"] == "Container exited 137"
-    lines = stack.api.lines(dep)
+    # The transition commits first (it wins or loses against a stop); the details follow once the
+    # tailer has stored the container's last output.
+    lines = wait_for(lambda: (ls := stack.api.lines(dep)) and any(ln.startswith("restart policy") for ln in ls) and ls,
+                     timeout=30, what="the crash details")  # fmt: skip
     assert "status: crashed — Container exited 137" in lines
     assert any(ln.startswith("container state: exit code 137") for ln in lines)
     assert "| booted" in lines  # the container's last output, kept in system lines
