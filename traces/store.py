@@ -128,9 +128,13 @@ class TraceStore:
             if e.get("familyHash") and e.get("isLatest", True):
                 newest[(e["familyHash"], e["type"])] = i
         latest_at = set(newest.values())
+
+        def latest(i: int, e: dict[str, Any]) -> int:
+            return int(i in latest_at) if e.get("familyHash") else int(bool(e.get("isLatest", True)))
+
         values = [
             (e["uuid"], e["batchId"], e.get("familyHash"), e["type"], json.dumps(e["content"], default=str),
-             1 if (i in latest_at or (not e.get("familyHash") and e.get("isLatest", True))) else 0, e["createdAt"])
+             latest(i, e), e["createdAt"])
             for i, e in enumerate(rows)
         ]  # fmt: skip
         with self.tx() as db:
