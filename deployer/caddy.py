@@ -8,12 +8,14 @@ second route with an `@id` that already exists, so a naive add would pile up dup
 from __future__ import annotations
 
 import fcntl
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from deployer.errors import DeployerError
 from deployer.slug import is_dns_label
@@ -44,6 +46,11 @@ def server_json(listen: str) -> dict[str, Any]:
     return {"listen": [listen], "routes": [], "automatic_https": {"disable": True}}
 
 
+def _never_connected(exc: requests.ConnectionError) -> bool:
+    reason = exc.args[0] if exc.args else None
+    return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)
+
+
 class CaddyAdmin:
     def __init__(self, admin_url: str, server: str, lock_path: Path, *, timeout: float = 5.0) -> None:
         self.admin = admin_url.rstrip("/")
@@ -64,10 +71,20 @@ class CaddyAdmin:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _request(self, method: str, path: str, body: Any = None) -> requests.Response:
-        try:
-            return self.http.request(method, f"{self.admin}{path}", json=body, timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise CaddyError(f"Caddy admin API unreachable at {self.admin}: {type(exc).__name__}") from None
+        """Caddy 2.6 restarts its admin listener when a config change first creates the http app, and
+        refuses connections for that moment: a connection that was never made is retried (the request
+        was not sent, so even a POST is safe), for up to about 2 s."""
+        delay = 0.025
+        while True:
+            try:
+                return self.http.request(method, f"{self.admin}{path}", json=body, timeout=self.timeout)
+            except requests.ConnectionError as exc:
+                if not _never_connected(exc) or delay > 1.0:
+                    raise CaddyError(f"Caddy admin API unreachable at {self.admin}: {type(exc).__name__}") from None
+            except requests.RequestException as exc:
+                raise CaddyError(f"Caddy admin API unreachable at {self.admin}: {type(exc).__name__}") from None
+            time.sleep(delay)  # backing off before a retry, not waiting for another thread
+            delay *= 2
 
     def _check(self, resp: requests.Response, what: str) -> None:
         if resp.status_code >= 400:

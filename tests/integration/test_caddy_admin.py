@@ -1,0 +1,60 @@
+"""The Caddy admin client against a real Caddy: the first route creates the http app (Caddy 2.6 then
+restarts its admin listener, refusing connections for a moment) and the routes right after it still
+land; an admin API that never answers is a clear error, after a short wait."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from deployer.caddy import CaddyAdmin, CaddyError
+from tests.stack import Caddy, free_port
+
+
+def test_routes_added_right_after_the_server_is_created_all_land(tmp_path: Path) -> None:
+    caddy = Caddy(tmp_path / "caddy")
+    try:
+        admin = CaddyAdmin(caddy.admin_url, "srv", tmp_path / "caddy.lock")
+        admin.ensure_server(f"127.0.0.1:{caddy.http_port}")  # the config load that restarts the admin listener
+        for i in range(5):
+            admin.upsert_route(f"dep-{i}", f"app-{i}", "test.localhost", 15000 + i)
+        assert sorted(admin.route_ids()) == [f"deployment-dep-{i}" for i in range(5)]
+    finally:
+        caddy.close()
+
+
+def test_a_refused_connection_is_retried_until_the_admin_api_listens_again(tmp_path: Path) -> None:
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))  # bound but not listening: connections are refused, as during the restart
+    admin = CaddyAdmin(f"http://127.0.0.1:{srv.getsockname()[1]}", "srv", tmp_path / "caddy.lock")
+
+    def listen_a_moment_later() -> None:
+        time.sleep(0.2)  # the scenario: the listener comes back after the first attempts were refused
+        srv.listen(1)
+        srv.settimeout(10)  # a client that gave up never connects: do not hang the test
+        try:
+            conn, _ = srv.accept()
+        except TimeoutError:
+            return
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4\r\n"
+                     b"Connection: close\r\n\r\nnull")  # fmt: skip
+        conn.close()
+
+    t = threading.Thread(target=listen_a_moment_later)
+    t.start()
+    try:
+        assert admin.route_ids() == []
+    finally:
+        t.join()
+        srv.close()
+
+
+def test_an_admin_api_that_never_answers_is_a_clear_error(tmp_path: Path) -> None:
+    admin = CaddyAdmin(f"http://127.0.0.1:{free_port()}", "srv", tmp_path / "caddy.lock")
+    with pytest.raises(CaddyError, match="Caddy admin API unreachable"):
+        admin.route_ids()
