@@ -46,6 +46,9 @@ def server_json(listen: str) -> dict[str, Any]:
     return {"listen": [listen], "routes": [], "automatic_https": {"disable": True}}
 
 
+IDEMPOTENT = frozenset({"GET", "PUT", "DELETE"})
+
+
 def _never_connected(exc: requests.ConnectionError) -> bool:
     reason = exc.args[0] if exc.args else None
     return isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError)
@@ -59,6 +62,9 @@ class CaddyAdmin:
         self.timeout = timeout
         self.http = requests.Session()
         self.http.headers["Origin"] = self.admin
+        # A fresh connection per call: Caddy restarts its admin listener on some config loads, and a
+        # kept-alive socket it closed meanwhile fails the next request.
+        self.http.headers["Connection"] = "close"
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
@@ -73,13 +79,13 @@ class CaddyAdmin:
     def _request(self, method: str, path: str, body: Any = None) -> requests.Response:
         """Caddy 2.6 restarts its admin listener when a config change first creates the http app, and
         refuses connections for that moment: a connection that was never made is retried (the request
-        was not sent, so even a POST is safe), for up to about 2 s."""
+        was not sent, so even a POST is safe), and so is any idempotent call, for up to about 1.6 s."""
         delay = 0.025
         while True:
             try:
                 return self.http.request(method, f"{self.admin}{path}", json=body, timeout=self.timeout)
             except requests.ConnectionError as exc:
-                if not _never_connected(exc) or delay > 1.0:
+                if not (_never_connected(exc) or method in IDEMPOTENT) or delay > 1.0:
                     raise CaddyError(f"Caddy admin API unreachable at {self.admin}: {type(exc).__name__}") from None
             except requests.RequestException as exc:
                 raise CaddyError(f"Caddy admin API unreachable at {self.admin}: {type(exc).__name__}") from None
