@@ -74,6 +74,10 @@ def handle_exit(ctx: Context, ex: Exit, *, drain_output: Callable[[], None] = la
         return "ignored"  # an older container of a restarted deployment
     reason = crash_reason(ex.exit_code, ex.oom, row.memory_mb)
     status = Status(row.status)
+    if status in BOOTING and row.container_id is None:
+        # The container a stop or crash left behind, whose event came late, while a restart boots:
+        # this boot's own container is recorded right after it starts, and the boot watches it itself.
+        return "ignored"
     if status in BOOTING:
         output = containers.last_output(ctx.docker, ex.container_id, 20)
         tail = ("; last output:\n" + "\n".join(output)) if output else ""

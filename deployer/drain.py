@@ -58,7 +58,7 @@ def drain(ctx: Context, send: Send, limit: int = 100) -> int:
     for row in _candidates(ctx, limit):
         if row.driver_token is not None and row.drive_attempts >= MAX_DRIVES:
             fail(ctx, row.id, f"The worker driving this deployment was lost {row.drive_attempts} times "
-                              f"(last during {row.status}); giving up")  # fmt: skip
+                              f"(last during {row.status}); giving up", driver_token=row.driver_token)  # fmt: skip
             continue
         token = _claim(ctx, row)
         if token is not None:

@@ -81,21 +81,30 @@ def teardown(ctx: Context, deployment_id: str, *, marker: str | None = None, kee
     return errors
 
 
-def fail(ctx: Context, deployment_id: str, message: str, *, values: dict[str, Any] | None = None) -> bool:
-    """Move a booting row to failed with a scrubbed message and clean up. False if it was not booting."""
+def fail(ctx: Context, deployment_id: str, message: str, *, values: dict[str, Any] | None = None,
+         driver_token: str | None = None) -> bool:  # fmt: skip
+    """Move a booting row to failed with a scrubbed message and clean up; False (and nothing touched)
+    when it was no longer booting or, given `driver_token`, no longer driven by that driver.
+
+    Cleaning up only after winning matters: a late errback or a stale `die` event must not remove the
+    container of a deployment that has meanwhile reached running or been re-driven (its exit would
+    then be recorded as a crash).
+    """
     clean = scrub(message)
     first_line = clean.splitlines()[0] if clean else "failed"
     won = transition(
         ctx.engine, deployment_id, expected=BOOTING, to=Status.FAILED, message=first_line,
         values={"error_message": clean, **(values or {})}, now=ctx.now, on_transition=ctx.on_transition,
+        where={"driver_token": driver_token} if driver_token else None,
     )  # fmt: skip
-    if won:
-        rest = clean.splitlines()[1:]
-        if rest:
-            with ctx.engine.begin() as conn:
-                append_system(conn, deployment_id, *rest, now=ctx.now())
+    if not won:
+        return False
+    rest = clean.splitlines()[1:]
+    if rest:
+        with ctx.engine.begin() as conn:
+            append_system(conn, deployment_id, *rest, now=ctx.now())
     teardown(ctx, deployment_id)
-    return won
+    return True
 
 
 def stopped_holding_resources(ctx: Context, limit: int = 100) -> list[str]:

@@ -45,10 +45,10 @@ def register(app: Celery, settings: Settings) -> None:
 
     @app.task(name="deployer.stage_failed", shared=False)
     def stage_failed(request: Any, exc: BaseException, traceback: Any) -> None:
-        deployment_id = request.args[0]
+        deployment_id, token = request.args[0], request.args[1]
         stage = str(request.task).rsplit(".", 1)[-1]
         message = getattr(exc, "message", None) or f"{stage} failed: {type(exc).__name__}: {exc}"
-        fail(context_for(app), deployment_id, message)
+        fail(context_for(app), deployment_id, message, driver_token=token)  # only this driver's row
 
 
 def send_chain(app: Celery, deployment_id: str, token: str, status: Status) -> None:
