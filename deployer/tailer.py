@@ -30,6 +30,9 @@ _dep = Deployment.__table__  # type: ignore[attr-defined]
 STREAM_NAMES = {1: "stdout", 2: "stderr"}
 BATCH_LINES = 5000
 BATCH_SECONDS = 0.1
+# A line that never ends is cut here: pending output is held (and re-copied per piece) until its
+# newline comes, so without a bound a container printing no newline grows it without end.
+MAX_LINE_BYTES = 64 * 1024
 
 
 @functools.lru_cache(maxsize=64)
@@ -127,8 +130,10 @@ def split_payload(stream_id: int, payload: bytes, partial: dict[int, bytes]) -> 
     if partial and stream_id in partial:
         data = partial.pop(stream_id) + data
     if not data.endswith(b"\n"):
-        partial[stream_id] = data
-        return []
+        if len(data) - data.rfind(b"\n") - 1 < MAX_LINE_BYTES:
+            partial[stream_id] = data
+            return []
+        data += b"\n"  # cut: stored as it stands; what follows starts a new line
     ts_ns, name, ts = parse_timestamp(ts_raw), STREAM_NAMES.get(stream_id, "stdout"), ts_raw.decode()
     # tuple.__new__ skips NamedTuple's Python-level constructor: this runs once per line.
     return [_new_line(Line, (name, t.decode("utf-8", "replace"), ts_ns, ts)) for t in data[:-1].split(b"\n")]

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from deployer.crashes import crash_reason, policy_line, restart_delay, restart_limit
 from deployer.tailer import (
+    MAX_LINE_BYTES,
     Line,
     Sequencer,
     admitted_lines,
@@ -66,6 +67,21 @@ def test_a_message_without_newline_waits_for_its_continuation() -> None:
     assert [ln.text for ln in lines] == ["half a line"]
     assert lines[0].ts == "2026-11-23T12:00:00.1Z"  # Docker's own stamp is what gets stored
     assert split_payload(2, b"2026-11-23T12:00:00.3Z err\n", partial)[0].stream == "stderr"
+
+
+def test_output_that_never_ends_its_line_is_cut_at_the_line_limit_and_nothing_is_held_beyond_it() -> None:
+    partial: dict[int, bytes] = {}
+    piece = b"x" * (16 * 1024)  # Docker hands a long line on in 16 KiB pieces, each stamped
+    cut: list[str] = []
+    for i in range(64):  # 1 MiB with no newline
+        cut += [ln.text for ln in split_payload(1, f"2026-11-23T12:{i // 60:02d}:{i % 60:02d}Z ".encode() + piece, partial)]
+        assert len(partial.get(1, b"")) < MAX_LINE_BYTES
+    assert len(cut) == 16 and {len(t) for t in cut} == {MAX_LINE_BYTES}
+    assert "".join(cut) + partial.get(1, b"").decode() == "x" * (64 * 16 * 1024)
+    # whole lines before the unending tail are not cut
+    partial = {}
+    lines = split_payload(1, b"2026-11-23T12:00:00Z a\nb\n" + piece * 4, partial)
+    assert [ln.text for ln in lines][:2] == ["a", "b"] and len(lines) == 3
 
 
 _payloads = st.builds(
