@@ -74,7 +74,8 @@ def test_output_that_never_ends_its_line_is_cut_at_the_line_limit_and_nothing_is
     piece = b"x" * (16 * 1024)  # Docker hands a long line on in 16 KiB pieces, each stamped
     cut: list[str] = []
     for i in range(64):  # 1 MiB with no newline
-        cut += [ln.text for ln in split_payload(1, f"2026-11-23T12:{i // 60:02d}:{i % 60:02d}Z ".encode() + piece, partial)]
+        stamp = f"2026-11-23T12:{i // 60:02d}:{i % 60:02d}Z ".encode()
+        cut += [ln.text for ln in split_payload(1, stamp + piece, partial)]
         assert len(partial.get(1, b"")) < MAX_LINE_BYTES
     assert len(cut) == 16 and {len(t) for t in cut} == {MAX_LINE_BYTES}
     assert "".join(cut) + partial.get(1, b"").decode() == "x" * (64 * 16 * 1024)
