@@ -86,7 +86,8 @@ def _bench_stack(db: str, concurrency: int, env: dict[str, str]) -> Iterator[Ben
         "DEPLOYER_WILDCARD_DOMAIN": "apps.test", "DEPLOYER_PUBLIC_SCHEME": "http", "DEPLOYER_MAX_ACTIVE": "200",
         "DEPLOYER_STOP_GRACE_SEC": "1", "DEPLOYER_CONTAINER_MEM_MB": "256", "DEPLOYER_PORT_MIN": "17000",
         "DEPLOYER_PORT_MAX": "17999", "DEPLOYER_WORKER_CONCURRENCY": str(concurrency),
-        "REDIS_URL": os.environ["DEPLOYER_TEST_REDIS_URL"], "DEPLOYER_QUEUE": f"bench-{uuid.uuid4().hex[:8]}", **env,
+        "REDIS_URL": os.environ["DEPLOYER_TEST_REDIS_URL"], "DEPLOYER_QUEUE": f"bench-{uuid.uuid4().hex[:8]}",
+        "DEPLOYER_LOG_RATE_LINES": "0", **env,
     })  # fmt: skip
     engine = make_engine(db)
     client = docker.from_env(timeout=600)

@@ -103,7 +103,8 @@ def tail_once(ctx: Any, engine: Any, container_id: str, n: int) -> tuple[float, 
 def run(db: str, n: int, rounds: int = 3) -> None:
     engine = make_engine(db)
     client = docker.from_env(timeout=600)
-    env = {"DEPLOYER_DATA_ROOT": tempfile.mkdtemp(), "DATABASE_URL": db, "DEPLOYER_SKIP_CADDY": "true"}
+    env = {"DEPLOYER_DATA_ROOT": tempfile.mkdtemp(), "DATABASE_URL": db, "DEPLOYER_SKIP_CADDY": "true",
+           "DEPLOYER_LOG_RATE_LINES": "0"}  # measures the tailer itself, not the per-deployment budget
     ctx = build_context(load_settings(env), engine=engine, docker=client)
     container = client.containers.run("deployer/agent-base:latest", ["python", "-c", PRINT.format(n=n)], detach=True)
     try:

@@ -26,6 +26,7 @@ class Limits:
     cpu_millis: int
     tmpfs_mb: int
     pids: int
+    log_max_mb: int = 20
 
 
 def labels_for(deployment_id: str, entity_type: str) -> dict[str, str]:
@@ -60,6 +61,8 @@ def container_spec(
         "privileged": False,
         "init": True,
         "restart_policy": {"Name": "no"},
+        # Docker's own copy of the output is only the tailer's source: bounded, rotated.
+        "log_config": {"type": "json-file", "config": {"max-size": f"{limits.log_max_mb}m", "max-file": "3"}},
     }
     if keypair_path is not None:
         spec["volumes"] = {str(keypair_path): {"bind": KEYPAIR_IN_CONTAINER, "mode": "ro"}}

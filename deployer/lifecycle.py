@@ -232,7 +232,8 @@ def starting(ctx: Context, deployment_id: str, token: str) -> bool:
                      skip_caddy=s.skip_caddy)  # fmt: skip
     env = render_env(row["env"] or {}, entity_type=row["entity_type"], registry_url=s.registry_url, url=url,
                      has_keypair=keypair is not None)  # fmt: skip
-    limits = containers.Limits(row["memory_mb"], row["cpu_millis"], s.container_tmpfs_mb, s.container_pids_limit)
+    limits = containers.Limits(row["memory_mb"], row["cpu_millis"], s.container_tmpfs_mb, s.container_pids_limit,
+                               s.container_log_max_mb)  # fmt: skip
     spec = containers.container_spec(deployment_id=deployment_id, entity_type=row["entity_type"], image=row["image"],
                                      port=row["port"], env=env, limits=limits, keypair_path=keypair)  # fmt: skip
     container_id = containers.run(ctx.docker, spec)

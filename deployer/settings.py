@@ -54,6 +54,15 @@ class Settings:
     )
     container_tmpfs_mb: int = _var("DEPLOYER_CONTAINER_TMPFS_MB", 512, "MB", "Size of /tmp in containers", min=1)
     container_pids_limit: int = _var("DEPLOYER_CONTAINER_PIDS_LIMIT", 512, "count", "Processes per container", min=8)
+    container_log_max_mb: int = _var(
+        "DEPLOYER_CONTAINER_LOG_MAX_MB", 20, "MB", "Docker's json-file log of a container, per file (3 files)", min=1
+    )
+    log_rate_lines: int = _var(
+        "DEPLOYER_LOG_RATE_LINES", 2000, "lines/s", "Output lines stored per deployment per second (0: no cap)"
+    )
+    log_burst_lines: int = _var(
+        "DEPLOYER_LOG_BURST_LINES", 50000, "lines", "…of which this many may come at once", min=1
+    )
     max_upload_mb: int = _var("DEPLOYER_MAX_UPLOAD_MB", 50, "MB", "Largest accepted zip", min=1)
     max_unpacked_mb: int = _var("DEPLOYER_MAX_UNPACKED_MB", 200, "MB", "Largest unpacked bundle", min=1)
     max_files: int = _var("DEPLOYER_MAX_FILES", 5000, "count", "Most files in a bundle", min=1)

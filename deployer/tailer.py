@@ -22,7 +22,8 @@ from sqlalchemy import update
 
 from deployer.chunked import body_reader
 from deployer.context import Context
-from deployer.loglines import append_lines
+from deployer.logbudget import LineBudget
+from deployer.loglines import append_lines, append_system
 from deployer.models import Deployment
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ BATCH_SECONDS = 0.1
 # A line that never ends is cut here: pending output is held (and re-copied per piece) until its
 # newline comes, so without a bound a container printing no newline grows it without end.
 MAX_LINE_BYTES = 64 * 1024
+DROP_REPORT_EVERY_S = 1.0
 
 
 @functools.lru_cache(maxsize=64)
@@ -204,6 +206,9 @@ class Tailer:
         self.stopping = False
         self.last_frame_at = time.monotonic()
         self.stored = 0
+        self.budget = LineBudget(ctx.settings.log_rate_lines, ctx.settings.log_burst_lines)
+        self._dropped_lock = threading.Lock()
+        self._reported_at = 0.0
         self._reader = threading.Thread(target=self._read, name=f"tail-r-{deployment_id[:8]}", daemon=True)
         self._writer = threading.Thread(target=self._write, name=f"tail-w-{deployment_id[:8]}", daemon=True)
 
@@ -248,6 +253,11 @@ class Tailer:
         for frames in read_frame_chunks(body_reader(self.response)):
             self.last_frame_at = time.monotonic()
             fresh = admitted_lines(frames, partial, sequencer)
+            if fresh and self.budget.rate:
+                with self._dropped_lock:
+                    del fresh[self.budget.take(len(fresh), time.monotonic()) :]
+                if not fresh and not self._put([]):  # all dropped: wakes the writer to report it
+                    raise RuntimeError("the writer failed")
             if fresh and not self._put(fresh):
                 raise RuntimeError("the writer failed")
 
@@ -334,6 +344,18 @@ class Tailer:
             self.cursor = store(self.ctx, self.deployment_id, batch, self.cursor)
             self.stored += len(batch)
             batch.clear()
+        self._report_dropped(final=False)
+
+    def _report_dropped(self, *, final: bool) -> None:
+        """One system line per second at most while lines are being dropped, and one at the end."""
+        if not self.budget.dropped or (not final and time.monotonic() - self._reported_at < DROP_REPORT_EVERY_S):
+            return
+        with self._dropped_lock:
+            line = self.budget.report()
+        if line:
+            self._reported_at = time.monotonic()
+            with self.ctx.engine.begin() as conn:
+                append_system(conn, self.deployment_id, line)
 
     def _write(self) -> None:
         """Batches of about BATCH_LINES lines (one read's chunk more at most), none older than BATCH_SECONDS."""
@@ -349,7 +371,11 @@ class Tailer:
                     continue
                 if item is None:
                     self._flush(batch)
+                    self._report_dropped(final=True)
                     return
+                if not item:
+                    self._report_dropped(final=False)
+                    continue
                 if not batch:
                     first_at = time.monotonic()
                 batch.extend(item)

@@ -3,12 +3,14 @@ from __future__ import annotations
 import io
 import struct
 
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from deployer.crashes import crash_reason, policy_line, restart_delay, restart_limit
+from deployer.logbudget import LineBudget
 from deployer.tailer import (
     MAX_LINE_BYTES,
+    SINCE_MARGIN_NS,
     Line,
     Sequencer,
     admitted_lines,
@@ -146,6 +148,12 @@ def test_resuming_and_replays_store_every_line_exactly_once(
     """Stop after `cut` lines and resume from the stored cursor (Docker's `since` is inclusive and
     filters by time); along the way Docker may replay stretches of the log."""
     lines = interleave([t * 10**9 for t in out], [t * 10**9 for t in err], order)
+    # The resume margin rests on Docker's two copiers being at most SINCE_MARGIN_NS apart: no line
+    # comes in the file after a line stamped that much later (seconds apart at most in practice).
+    latest = 0
+    for ln in lines:
+        assume(ln.ts_ns > latest - SINCE_MARGIN_NS)
+        latest = max(latest, ln.ts_ns)
     stream: list[Line] = []
     pos = 0
     for at, back in sorted(replays):
@@ -201,3 +209,18 @@ def test_cpu_is_the_usage_delta_over_the_window_as_a_fraction_of_one_cpu() -> No
     v1 = {"memory_stats": {"usage": 100 * 2**20, "stats": {"cache": 30 * 2**20}}}
     v2 = {"memory_stats": {"usage": 100 * 2**20, "stats": {"inactive_file": 10 * 2**20}}}
     assert memory_used(v1) == 70 * 2**20 and memory_used(v2) == 90 * 2**20
+
+
+def test_a_log_budget_keeps_a_burst_then_its_rate_and_counts_every_dropped_line_once() -> None:
+    budget = LineBudget(rate=100, burst=500)
+    assert budget.take(400, now=0.0) == 400
+    assert budget.take(400, now=0.0) == 100  # the burst is spent
+    assert budget.take(50, now=0.2) == 20  # 0.2 s at 100 lines/s
+    assert budget.report() == "330 output lines dropped: over this deployment's log budget of 100 lines/s"
+    assert budget.report() is None  # reported once
+    assert budget.take(1000, now=100.0) == 500  # refills up to the burst, never beyond
+
+
+def test_a_budget_of_zero_keeps_everything() -> None:
+    budget = LineBudget(rate=0, burst=1)
+    assert budget.take(10**6, now=0.0) == 10**6 and budget.report() is None
