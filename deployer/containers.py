@@ -14,6 +14,7 @@ from typing import Any
 from deployer.envblock import CONTAINER_PORT, KEYPAIR_IN_CONTAINER
 
 MANAGED_LABEL = "deployer.managed"
+INSTALLATION_LABEL = "deployer.installation"  # several installations may share one engine
 
 
 def container_name(deployment_id: str) -> str:
@@ -29,8 +30,14 @@ class Limits:
     log_max_mb: int = 20
 
 
-def labels_for(deployment_id: str, entity_type: str) -> dict[str, str]:
-    return {"deployer.deployment": deployment_id, "deployer.kind": entity_type, MANAGED_LABEL: "true"}
+def labels_for(deployment_id: str, entity_type: str, installation: str) -> dict[str, str]:
+    return {"deployer.deployment": deployment_id, "deployer.kind": entity_type, MANAGED_LABEL: "true",
+            INSTALLATION_LABEL: installation}  # fmt: skip
+
+
+def ours(installation: str) -> list[str]:
+    """The label filter that selects this installation's deployment containers and nothing else."""
+    return [f"{MANAGED_LABEL}=true", f"{INSTALLATION_LABEL}={installation}", "deployer.deployment"]
 
 
 def container_spec(
@@ -42,12 +49,13 @@ def container_spec(
     env: Mapping[str, str],
     limits: Limits,
     keypair_path: Path | None,
+    installation: str,
 ) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "image": image,
         "name": container_name(deployment_id),
         "detach": True,
-        "labels": labels_for(deployment_id, entity_type),
+        "labels": labels_for(deployment_id, entity_type, installation),
         "ports": {f"{CONTAINER_PORT}/tcp": ("127.0.0.1", port)},
         "environment": dict(env),
         "mem_limit": f"{limits.memory_mb}m",
@@ -133,9 +141,8 @@ def last_output(client: Any, name_or_id: str, lines: int = 50) -> list[str]:
     return [ln.rstrip("\r") for ln in raw.decode("utf-8", "replace").splitlines()]
 
 
-def managed(client: Any) -> list[Any]:
-    """Deployment containers. Images pass their labels to every container made from them (build steps
-    too), so only a container that names its deployment counts."""
-    return list(
-        client.containers.list(all=True, filters={"label": [f"{MANAGED_LABEL}=true", "deployer.deployment"]})
-    )
+def managed(client: Any, installation: str) -> list[Any]:
+    """This installation's deployment containers. Images pass their labels to every container made
+    from them (build steps too), so only a container that names its deployment counts; one of another
+    installation on the same engine is never ours to judge or remove."""
+    return list(client.containers.list(all=True, filters={"label": ours(installation)}))

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from deployer.caddy import CaddyAdmin
 from deployer.db import make_engine
 from deployer.events import Publisher, publisher_for
+from deployer.localkeys import installation_id
 from deployer.models import utcnow
 from deployer.secrets import MasterKey, ensure_master_key
 from deployer.settings import Settings
@@ -30,6 +31,7 @@ class Context:
     now: Callable[[], datetime] = utcnow
     on_transition: OnTransition | None = None
     publisher: Publisher | None = None
+    installation: str = ""  # labels what this installation owns on Docker (build_context fills it)
 
 
 def caddy_for(settings: Settings) -> CaddyAdmin | None:
@@ -51,5 +53,6 @@ def build_context(settings: Settings, **overrides: Any) -> Context:
         "master_key": overrides.pop("master_key", None) or ensure_master_key(settings.age_identity_path),
         "docker": overrides.pop("docker", None) or docker.from_env(timeout=300),
         "caddy": overrides.pop("caddy", None) or caddy_for(settings),
+        "installation": overrides.pop("installation", None) or installation_id(settings),
     }
     return Context(**parts, **overrides)

@@ -64,9 +64,11 @@ def _expired(owner: Owner, now: datetime, keep_days: int) -> bool:
     return now - stopped > timedelta(days=keep_days)
 
 
-def app_tags(docker: Any) -> list[str]:
+def app_tags(docker: Any, installation: str) -> list[str]:
+    """This installation's app images (another's on the same engine are never ours to remove)."""
     tags: list[str] = []
-    for image in docker.images.list(filters={"label": ["deployer.managed=true", "deployer.role=app"]}):
+    labels = ["deployer.managed=true", "deployer.role=app", f"deployer.installation={installation}"]
+    for image in docker.images.list(filters={"label": labels}):
         tags.extend(t for t in image.tags if deployment_of(t) is not None)
     return tags
 
@@ -79,8 +81,8 @@ def owners(engine: Engine, deployment_ids: set[str]) -> dict[str, Owner]:
         return {r.id: Owner(r.status, r.image, r.stopped_at) for r in conn.execute(query)}
 
 
-def prune_images(engine: Engine, docker: Any, *, now: datetime, keep_days: int) -> PruneReport:
-    tags = app_tags(docker)
+def prune_images(engine: Engine, docker: Any, *, now: datetime, keep_days: int, installation: str) -> PruneReport:
+    tags = app_tags(docker, installation)
     found = owners(engine, {d for t in tags if (d := deployment_of(t))})
     report = PruneReport()
     for tag in stale_tags(tags, found, now=now, keep_days=keep_days):

@@ -160,7 +160,7 @@ def writing_config(ctx: Context, deployment_id: str, token: str) -> bool:
         path.write_text(json.dumps(rewrite_config(json.loads(path.read_text()), registry_url=s.registry_url), indent=2))
     base = images.base_for(s, info.runtime, info.entity_type)
     # Nothing deployment-specific in the image: identical bundles then share Docker's build cache.
-    labels = {"deployer.managed": "true", "deployer.role": "app"}
+    labels = {"deployer.managed": "true", "deployer.role": "app", "deployer.installation": ctx.installation}
     wheels = _copy_wheels(ctx, deployment_id)
     dockerfile = images.render_app_dockerfile(
         base, info.launch, labels=labels, pip_index_url=s.pip_index_url, npm_registry=s.npm_registry, has_wheels=wheels
@@ -235,7 +235,8 @@ def starting(ctx: Context, deployment_id: str, token: str) -> bool:
     limits = containers.Limits(row["memory_mb"], row["cpu_millis"], s.container_tmpfs_mb, s.container_pids_limit,
                                s.container_log_max_mb)  # fmt: skip
     spec = containers.container_spec(deployment_id=deployment_id, entity_type=row["entity_type"], image=row["image"],
-                                     port=row["port"], env=env, limits=limits, keypair_path=keypair)  # fmt: skip
+                                     port=row["port"], env=env, limits=limits, keypair_path=keypair,
+                                     installation=ctx.installation)  # fmt: skip
     container_id = containers.run(ctx.docker, spec)
     save(ctx, deployment_id, container_id=container_id, host_url=url)
     system(ctx, deployment_id, f"container {container_id[:12]} started on 127.0.0.1:{row['port']}")

@@ -77,7 +77,7 @@ def _restore_routes(ctx: Context, rows: dict[str, Any], report: Report) -> None:
 
 def reconcile_runtime(ctx: Context) -> Report:
     report = Report()
-    by_dep = {c.labels.get("deployer.deployment", ""): c for c in containers.managed(ctx.docker)}
+    by_dep = {c.labels.get("deployer.deployment", ""): c for c in containers.managed(ctx.docker, ctx.installation)}
     columns = (_dep.c.id, _dep.c.status, _dep.c.slug, _dep.c.port, _dep.c.container_id)
     with ctx.engine.connect() as conn:
         rows = {r.id: r for r in conn.execute(select(*columns))}

@@ -73,3 +73,4 @@ def write_encrypted(key: MasterKey, data: bytes, path: Path) -> None:
 
 def read_encrypted(key: MasterKey, path: Path) -> bytes:
     return key.decrypt(path.read_bytes())
+

@@ -16,8 +16,6 @@ from typing import Any
 
 from deployer.errors import ConfigError
 
-DEV_SECRET_KEY = "dev-insecure-change-me"  # noqa: S105 - the known default that is refused outside dev
-
 
 def _var(env: str, default: Any, unit: str, help: str, **bounds: int) -> Any:
     return field(default=default, metadata={"env": env, "unit": unit, "help": help, **bounds})
@@ -25,7 +23,7 @@ def _var(env: str, default: Any, unit: str, help: str, **bounds: int) -> Any:
 
 @dataclass(frozen=True)
 class Settings:
-    env: str = _var("DEPLOYER_ENV", "dev", "dev|production", "Outside dev, insecure defaults are refused")
+    env: str = _var("DEPLOYER_ENV", "production", "dev|production", "dev relaxes checks meant for exposed hosts")
     data_root: Path = _var("DEPLOYER_DATA_ROOT", Path(".deployer"), "path", "Bundles, keys, workdirs")
     database_url: str = _var(
         "DATABASE_URL", "", "url", "postgresql+psycopg://… or sqlite:///…; default: SQLite in the data root"
@@ -41,7 +39,12 @@ class Settings:
     web_threads: int = _var(
         "DEPLOYER_WEB_THREADS", 640, "count", "Threads per web worker; each open log stream holds one", min=4
     )
-    secret_key: str = _var("DEPLOYER_SECRET_KEY", DEV_SECRET_KEY, "string", "Signs dashboard sessions")
+    secret_key: str = _var(
+        "DEPLOYER_SECRET_KEY", "", "string", "Signs dashboard sessions; unset: a random key made once in the data root"
+    )
+    installation_id: str = _var(
+        "DEPLOYER_INSTALLATION_ID", "", "name", "Labels what this installation owns on Docker; unset: made once"
+    )
     wildcard_domain: str = _var("DEPLOYER_WILDCARD_DOMAIN", "deployer.localhost", "domain", "Routes <slug>.<this>")
     public_scheme: str = _var("DEPLOYER_PUBLIC_SCHEME", "https", "http|https", "Scheme of deployment URLs")
     registry_url: str = _var("ZYND_REGISTRY_URL", "", "url", "Passed to agents as ZYND_REGISTRY_URL")
@@ -218,8 +221,10 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"DEPLOYER_PUBLIC_SCHEME: expected http or https, got {s.public_scheme!r}")
     if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", s.wildcard_domain):
         raise ConfigError(f"DEPLOYER_WILDCARD_DOMAIN: not a valid domain: {s.wildcard_domain!r}")
-    if s.env != "dev" and (s.secret_key == DEV_SECRET_KEY or len(s.secret_key) < 16):
-        raise ConfigError("DEPLOYER_SECRET_KEY: set a random value of at least 16 characters outside dev")
+    if s.secret_key and len(s.secret_key) < 16:
+        raise ConfigError("DEPLOYER_SECRET_KEY: use a random value of at least 16 characters, or leave it unset")
+    if s.installation_id and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", s.installation_id):
+        raise ConfigError("DEPLOYER_INSTALLATION_ID: 1-32 of a-z, 0-9 and -, starting with a letter or digit")
     if s.trace_proxy and not (s.trace_proxy_key_id and s.trace_proxy_secret):
         raise ConfigError("TRACE_PROXY_SECRET: TRACE_PROXY=true needs TRACE_PROXY_KEY_ID and TRACE_PROXY_SECRET")
 

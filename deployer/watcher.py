@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from deployer import containers
 from deployer.context import Context
 from deployer.crashes import Exit, due_restarts, handle_exit
 from deployer.deployments import request_restart
@@ -28,11 +29,11 @@ from deployer.tailer import Tailer
 log = logging.getLogger(__name__)
 _dep = Deployment.__table__  # type: ignore[attr-defined]
 TAILED = [Status.STARTING, Status.HEALTH_CHECKING, Status.REGISTERING_ROUTE, Status.RUNNING, Status.UNHEALTHY]
-EVENT_FILTERS = {
-    "type": "container",
-    "event": ["die", "oom"],
-    "label": ["deployer.managed=true", "deployer.deployment"],
-}
+
+
+def event_filters(installation: str) -> dict[str, Any]:
+    return {"type": "container", "event": ["die", "oom"], "label": containers.ours(installation)}
+
 
 
 class Watcher:
@@ -66,9 +67,10 @@ class Watcher:
 
     def _watch_events(self) -> None:
         since: float | None = None
+        filters = event_filters(self.ctx.installation)
         while not self.stop_event.is_set():
             try:
-                self._events = self.ctx.docker.events(decode=True, filters=EVENT_FILTERS, since=since)
+                self._events = self.ctx.docker.events(decode=True, filters=filters, since=since)
                 if since is not None:
                     reconcile_runtime(self.ctx)  # the daemon's buffer is finite: look at what is there
                 for event in self._events:

@@ -62,7 +62,8 @@ def register(app: Celery) -> None:
         def body() -> dict[str, Any]:
             ctx = context_for(app)
             report = apply_retention(ctx.engine, cutoffs(ctx.now(), ctx.settings))
-            images = prune_images(ctx.engine, ctx.docker, now=ctx.now(), keep_days=ctx.settings.image_retention_days)
+            images = prune_images(ctx.engine, ctx.docker, now=ctx.now(), keep_days=ctx.settings.image_retention_days,
+                                  installation=ctx.installation)
             return {**report, "images": len(images.removed), "image_errors": len(images.errors)}
 
         return exclusive(app.conf.deployer_settings, "retention", body)

@@ -31,6 +31,7 @@ from flask import (
     url_for,
 )
 
+from deployer.localkeys import session_key
 from deployer.settings import Settings
 from traces.signing import Request, verify
 from traces.store import InvalidEntry, TraceStore, now_ms
@@ -280,7 +281,7 @@ def _error(exc: Exception) -> Any:
 
 def create_trace_app(settings: Settings, *, store: TraceStore | None = None) -> Flask:
     app = Flask(__name__)
-    app.config.update(SECRET_KEY=settings.secret_key, SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
+    app.config.update(SECRET_KEY=session_key(settings), SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
                       SESSION_COOKIE_NAME="trace_session", MAX_CONTENT_LENGTH=16 * 1024 * 1024)  # fmt: skip
     store = store or TraceStore(settings.trace_db_path)
     app.extensions["trace"] = Runtime(settings, store)

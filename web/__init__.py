@@ -88,12 +88,13 @@ def create_app(
     stream_timing: Timing | None = None,
     recorder: Recorder | None = None,
 ) -> Flask:
+    from deployer.localkeys import session_key
     from web import api, dashboard, errors, ws
 
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=settings.secret_key,
+        SECRET_KEY=session_key(settings),
         # The zip's own limit is checked by the domain (clear message); this stops absurd bodies early.
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + 4 * 1024 * 1024,
         MAX_FORM_MEMORY_SIZE=4 * 1024 * 1024,

@@ -87,13 +87,20 @@ def stack_settings(base: dict[str, str], **overrides: str) -> Settings:
 def stack_env(
     tmp_path_factory: pytest.TempPathFactory, new_pg_database: Callable[[], str], redis_url: str, caddy: Caddy
 ) -> dict[str, str]:
+    return make_stack_env(tmp_path_factory, new_pg_database, redis_url, caddy, ports_from=15000)
+
+
+def make_stack_env(tmp_path_factory: pytest.TempPathFactory, new_pg_database: Callable[[], str], redis_url: str,
+                   caddy: Caddy, *, ports_from: int) -> dict[str, str]:  # fmt: skip
+    """A stack's settings: its own database, broker db, queue and Caddy server, and its own port range
+    (stacks of several test folders may be alive at once)."""
     db = new_pg_database()
     engine = make_engine(db)
     upgrade(engine)
     engine.dispose()
     broker = redis_url.rsplit("/", 1)[0] + "/5"
     redis.Redis.from_url(broker).flushdb()
-    lo = 15000
+    lo = ports_from
     return {
         "DEPLOYER_DATA_ROOT": str(tmp_path_factory.mktemp("stack") / "data"),
         "DATABASE_URL": db,

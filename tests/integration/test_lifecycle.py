@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from deployer import workdir
+from deployer.localkeys import installation_id
 from tests.integration.conftest import Stack
 from tests.stack import wait_for
 from tests.zips import KEYPAIR, make_zip, zip_folder
@@ -88,6 +89,8 @@ def test_the_container_runs_with_every_limit_and_convention_of_the_design(stack:
     assert attrs["Name"] == f"/deployer-{dep['id']}"
     assert c.labels["deployer.deployment"] == dep["id"]
     assert c.labels["deployer.kind"] == "agent" and c.labels["deployer.managed"] == "true"
+    assert c.labels["deployer.installation"] == installation_id(stack.settings)
+    assert host["LogConfig"] == {"Type": "json-file", "Config": {"max-size": "20m", "max-file": "3"}}
     assert host["PortBindings"] == {"5000/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(row["port"])}]}
     assert host["Memory"] == 256 * 1024 * 1024
     assert host["NanoCpus"] == 500_000_000

@@ -76,7 +76,7 @@ def test_image_pruning_removes_only_our_stale_app_images_and_clears_the_row(
     engine: Engine, docker_client: Any
 ) -> None:
     now = utcnow()
-    ours = {"deployer.managed": "true", "deployer.role": "app"}
+    ours = {"deployer.managed": "true", "deployer.role": "app", "deployer.installation": "here"}
     long_stopped = make_deployment_row(engine, status="stopped", stopped_at=now - timedelta(days=9))
     recent = make_deployment_row(engine, status="crashed", stopped_at=now - timedelta(days=1))
     running = make_deployment_row(engine, status="running")
@@ -85,15 +85,18 @@ def test_image_pruning_removes_only_our_stale_app_images_and_clears_the_row(
             [("long", long_stopped), ("recent", recent), ("running", running), ("gone", gone)]}  # fmt: skip
     superseded = (f"deployer/app-{recent}", "old000000000")
     foreign = (f"deployer/app-{gone}-foreign", "latest")  # our naming, but no label: not ours to touch
+    # Another installation on the same engine, with an image named for one of our stale deployments.
+    neighbour = (f"deployer/app-{long_stopped}", "neighbour000")
     try:
         for repo, tag in [*refs.values(), superseded]:
             _import_image(docker_client, repo, tag, ours)
         _import_image(docker_client, *foreign, {})
+        _import_image(docker_client, *neighbour, {**ours, "deployer.installation": "elsewhere"})
         with engine.begin() as conn:
             for name, dep in [("long", long_stopped), ("recent", recent), ("running", running)]:
                 conn.execute(update(_dep).where(_dep.c.id == dep).values(image=":".join(refs[name])))
 
-        report = prune_images(engine, docker_client, now=now, keep_days=7)
+        report = prune_images(engine, docker_client, now=now, keep_days=7, installation="here")
 
         mine = {":".join(r) for r in [*refs.values(), superseded]}
         assert sorted(set(report.removed) & mine) == sorted([":".join(refs["long"]), ":".join(superseded)])
@@ -103,11 +106,12 @@ def test_image_pruning_removes_only_our_stale_app_images_and_clears_the_row(
         for name in ("recent", "running", "gone"):  # "gone": no row here, so perhaps another installation's
             assert _present(docker_client, ":".join(refs[name]))
         assert _present(docker_client, ":".join(foreign))
+        assert _present(docker_client, ":".join(neighbour))
         with engine.connect() as conn:
             rows = conn.execute(select(_dep.c.id, _dep.c.image).where(_dep.c.id.in_([long_stopped, recent])))
             images = {r.id: r.image for r in rows}
         assert images == {long_stopped: None, recent: ":".join(refs["recent"])}
     finally:
-        for repo, tag in [*refs.values(), superseded, foreign]:
+        for repo, tag in [*refs.values(), superseded, foreign, neighbour]:
             if _present(docker_client, f"{repo}:{tag}"):
                 docker_client.images.remove(f"{repo}:{tag}", force=True)

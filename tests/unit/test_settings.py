@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from deployer.errors import ConfigError
+from deployer.localkeys import ensure_local_value, installation_id, session_key
 from deployer.settings import env_example, env_fields, load_settings
 
 
@@ -43,7 +44,8 @@ def test_values_are_read_and_typed_from_the_environment(tmp_path: Path) -> None:
         ({"DEPLOYER_PORT_MIN": "14001"}, "DEPLOYER_PORT_MIN"),
         ({"DEPLOYER_RESTART_POLICY": "always"}, "DEPLOYER_RESTART_POLICY"),
         ({"DATABASE_URL": "postgresql://u@h/d"}, "DATABASE_URL"),
-        ({"DEPLOYER_ENV": "production"}, "DEPLOYER_SECRET_KEY"),
+        ({"DEPLOYER_SECRET_KEY": "too-short"}, "DEPLOYER_SECRET_KEY"),
+        ({"DEPLOYER_INSTALLATION_ID": "Not An Id"}, "DEPLOYER_INSTALLATION_ID"),
         ({"DEPLOYER_WILDCARD_DOMAIN": "bad domain}"}, "DEPLOYER_WILDCARD_DOMAIN"),
         ({"TRACE_PROXY": "true"}, "TRACE_PROXY_SECRET"),
     ],
@@ -59,7 +61,29 @@ def test_a_bad_value_fails_with_a_message_naming_the_variable(
 def test_production_accepts_a_real_secret_key(tmp_path: Path) -> None:
     s = load_settings({"DEPLOYER_DATA_ROOT": str(tmp_path), "DEPLOYER_ENV": "production",
                        "DEPLOYER_SECRET_KEY": "x" * 32})  # fmt: skip
-    assert s.env == "production"
+    assert s.env == "production" and session_key(s) == "x" * 32
+
+
+def test_without_a_secret_key_each_installation_makes_its_own_once_and_keeps_it_private(tmp_path: Path) -> None:
+    s = load_settings({"DEPLOYER_DATA_ROOT": str(tmp_path / "a")})
+    assert s.env == "production"  # the default: nothing insecure is assumed
+    key = session_key(s)
+    assert len(key) == 64 and session_key(s) == key
+    assert (tmp_path / "a" / "session.key").stat().st_mode & 0o777 == 0o600
+    other = load_settings({"DEPLOYER_DATA_ROOT": str(tmp_path / "b")})
+    assert session_key(other) != key
+    assert installation_id(s) != installation_id(other) and installation_id(s) == installation_id(s)
+
+
+def test_processes_starting_together_agree_on_one_key(tmp_path: Path) -> None:
+    """Every racer writes its own candidate, one link wins, and all read the winner."""
+    import concurrent.futures
+
+    path = tmp_path / "data" / "session.key"
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        keys = set(pool.map(lambda i: ensure_local_value(path, lambda: f"candidate-{i}"), range(64)))
+    assert len(keys) == 1 and path.read_text().strip() in keys
+    assert [p.name for p in path.parent.iterdir()] == ["session.key"]  # no candidate left behind
 
 
 def test_env_example_in_the_repo_lists_every_variable_with_its_default() -> None:
