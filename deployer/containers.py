@@ -15,6 +15,12 @@ from deployer.envblock import CONTAINER_PORT, KEYPAIR_IN_CONTAINER
 
 MANAGED_LABEL = "deployer.managed"
 INSTALLATION_LABEL = "deployer.installation"  # several installations may share one engine
+APP_UID = 10001  # deployments run as this uid, never root; it needs no entry in the image's passwd
+ICC_OFF = {"com.docker.network.bridge.enable_icc": "false"}
+
+
+def network_name(installation: str) -> str:
+    return f"deployer-net-{installation}"
 
 
 def container_name(deployment_id: str) -> str:
@@ -57,7 +63,9 @@ def container_spec(
         "detach": True,
         "labels": labels_for(deployment_id, entity_type, installation),
         "ports": {f"{CONTAINER_PORT}/tcp": ("127.0.0.1", port)},
-        "environment": dict(env),
+        "environment": {"HOME": "/tmp", **env},  # the uid has no home; /tmp is the writable place
+        "user": f"{APP_UID}:{APP_UID}",
+        "network": network_name(installation),
         "mem_limit": f"{limits.memory_mb}m",
         "memswap_limit": f"{limits.memory_mb}m",
         "nano_cpus": limits.cpu_millis * 1_000_000,
@@ -146,3 +154,19 @@ def managed(client: Any, installation: str) -> list[Any]:
     from them (build steps too), so only a container that names its deployment counts; one of another
     installation on the same engine is never ours to judge or remove."""
     return list(client.containers.list(all=True, filters={"label": ours(installation)}))
+
+
+def ensure_network(client: Any, installation: str, lock_path: Path) -> str:
+    """The installation's bridge for deployments, with inter-container traffic off: a deployment can
+    reach the outside world and be reached through its published port, but not another deployment.
+    Docker 20.10 lets two creates make two networks of one name, so creation is serialised."""
+    import fcntl
+
+    name = network_name(installation)
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not [n for n in client.networks.list(names=[name]) if n.name == name]:
+            labels = {MANAGED_LABEL: "true", INSTALLATION_LABEL: installation}
+            client.networks.create(name, driver="bridge", options=ICC_OFF, labels=labels, check_duplicate=True)
+    return name

@@ -227,7 +227,8 @@ def starting(ctx: Context, deployment_id: str, token: str) -> bool:
     if row is None:
         return False
     s = ctx.settings
-    keypair = workdir.write_keypair(s, ctx.master_key, deployment_id)
+    keypair = workdir.write_keypair(s, ctx.master_key, deployment_id, owner=containers.APP_UID)
+    containers.ensure_network(ctx.docker, ctx.installation, s.data_root / "network.lock")
     url = entity_url(slug=row["slug"], port=row["port"], domain=s.wildcard_domain, scheme=s.public_scheme,
                      skip_caddy=s.skip_caddy)  # fmt: skip
     env = render_env(row["env"] or {}, entity_type=row["entity_type"], registry_url=s.registry_url, url=url,

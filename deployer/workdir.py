@@ -32,16 +32,19 @@ def keypair_file(settings: Settings, deployment_id: str) -> Path:
     return root(settings, deployment_id) / "keypair.json"
 
 
-def write_keypair(settings: Settings, key: MasterKey, deployment_id: str) -> Path | None:
-    """Decrypt the keypair for the container's read-only mount; None when the deployment has none."""
+def write_keypair(settings: Settings, key: MasterKey, deployment_id: str, *, owner: int | None = None) -> Path | None:
+    """Decrypt the keypair for the container's read-only mount, readable by `owner` (the container's
+    uid) and no one else; None when the deployment has none."""
     source = encrypted_keypair_path(settings, deployment_id)
     if not source.exists():
         return None
     target = keypair_file(settings, deployment_id)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.unlink(missing_ok=True)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o400)
     with os.fdopen(fd, "wb") as fh:
+        if owner is not None and os.geteuid() == 0:
+            os.fchown(fh.fileno(), owner, owner)  # before the key is written: never readable by anyone else
         fh.write(read_encrypted(key, source))
     return target
 

@@ -205,3 +205,17 @@ def make_live_server() -> Iterator[Callable[..., LiveServer]]:
             hub.stop()
         s.close()
         s.app.extensions["deployer"].engine.dispose()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _prune_deployment_networks() -> Iterator[None]:
+    """Each test installation makes its own deployment network; Docker's address pools hold only a few
+    dozen bridges, so unused ones go at the end (one in use by a concurrent run is left alone, and
+    re-made by its next start if it went)."""
+    yield
+    try:
+        import docker
+
+        docker.from_env(timeout=60).networks.prune(filters={"label": "deployer.managed=true"})
+    except Exception as exc:  # no Docker on this machine: nothing was made
+        print(f"network prune skipped: {exc!r}")
