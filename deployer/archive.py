@@ -22,10 +22,19 @@ SKIPPED_DIRS = frozenset({".git", ".venv", "__pycache__", "node_modules", "__MAC
 _CHUNK = 64 * 1024
 
 
+ENTRIES_PER_FILE = 4  # skipped folders (node_modules …) may hold more entries than the bundle keeps
+MAX_NAME_BYTES = 255  # a path component longer than this cannot be created on common filesystems
+MAX_PATH_BYTES = 1024
+
+
 @dataclass(frozen=True)
 class Limits:
     max_unpacked_bytes: int
     max_files: int
+
+    @property
+    def max_entries(self) -> int:
+        return self.max_files * ENTRIES_PER_FILE
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,10 @@ def _parts(name: str) -> list[str]:
     parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
     if ".." in parts:
         raise InvalidUpload(f"Archive entry escapes the bundle with '..': {name[:100]!r}")
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES or any(
+        len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES for p in parts
+    ):
+        raise InvalidUpload(f"Archive entry name is too long (over {MAX_NAME_BYTES} bytes a part): {name[:60]!r}…")
     return parts
 
 
@@ -119,8 +132,21 @@ def members_of(zf: zipfile.ZipFile) -> list[Member]:
     ]
 
 
-def open_zip(stream: IO[bytes]) -> zipfile.ZipFile:
+def declared_entries(stream: IO[bytes]) -> int | None:
+    """The entry count in the zip's end record, read before the central directory is parsed (a zip
+    of 100 000 tiny entries costs seconds and memory to parse); None when there is no end record."""
+    end = zipfile._EndRecData(stream)  # type: ignore[attr-defined]  # stable since Python 2
+    stream.seek(0)
+    return None if not end else int(end[zipfile._ECD_ENTRIES_TOTAL])  # type: ignore[attr-defined]
+
+
+def open_zip(stream: IO[bytes], limits: Limits | None = None) -> zipfile.ZipFile:
     try:
+        if limits is not None and (declared_entries(stream) or 0) > limits.max_entries:
+            raise InvalidUpload(
+                f"Archive has more than {limits.max_entries} entries (counting folders and skipped ones like "
+                f"node_modules/); the bundle limit is {limits.max_files} files"
+            )
         return zipfile.ZipFile(stream)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
         raise InvalidUpload(f"project.zip is not a valid zip archive ({exc})") from None
@@ -144,7 +170,7 @@ def _write(zf: zipfile.ZipFile, item: Planned, target: Path, budget: int) -> int
 
 def extract(stream: IO[bytes], target: Path, limits: Limits) -> list[str]:
     """Validate and unpack into the empty directory `target`; return the relative paths written."""
-    with open_zip(stream) as zf:
+    with open_zip(stream, limits) as zf:
         planned = plan(members_of(zf), limits)
         budget = limits.max_unpacked_bytes
         try:

@@ -155,3 +155,21 @@ def test_whatever_the_archive_nothing_is_written_outside_the_target(entries: lis
                 assert not path.is_symlink()
                 if path not in (outer / "deep", target):
                     assert path.resolve().is_relative_to(target.resolve()), path
+
+
+def test_a_zip_of_masses_of_skipped_entries_is_refused_before_its_directory_is_parsed(tmp_path: Path) -> None:
+    data = make_zip({"agent.py": "x", **{f"node_modules/p{i}/index.js": "" for i in range(LIMITS.max_entries)}})
+    with pytest.raises(InvalidUpload, match=r"more than 200 entries .*node_modules"):
+        unpack(data, tmp_path)
+    assert not any((tmp_path / "target").iterdir())
+
+
+def test_a_zip_with_fewer_entries_than_the_cap_still_skips_node_modules(tmp_path: Path) -> None:
+    data = make_zip({"agent.py": "x", **{f"node_modules/p{i}.js": "" for i in range(LIMITS.max_entries - 1)}})
+    assert unpack(data, tmp_path) == ["agent.py"]
+
+
+@pytest.mark.parametrize("name", ["a" * 256 + ".py", "pkg/" + "é" * 128 + "/x.py", "/".join(["d" * 200] * 6)])
+def test_an_entry_name_too_long_for_a_filesystem_is_a_clear_refusal(tmp_path: Path, name: str) -> None:
+    with pytest.raises(InvalidUpload, match="too long"):
+        unpack(make_zip({"agent.py": "x", name: "y"}), tmp_path)
