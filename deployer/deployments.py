@@ -8,11 +8,12 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from deployer.admission import admitting
 from deployer.db import reading
-from deployer.errors import AtCapacity, Busy, Conflict, InvalidRequest, NotFound
+from deployer.errors import Busy, Conflict, InvalidRequest, NotFound
 from deployer.models import Deployment, DeploymentLog, utcnow
-from deployer.states import ACTIVE, TERMINAL, Status
-from deployer.transitions import OnTransition, transition
+from deployer.states import TERMINAL, Status
+from deployer.transitions import OnTransition, transition, transition_in
 
 _deployment = Deployment.__table__  # type: ignore[attr-defined]
 _log = DeploymentLog.__table__  # type: ignore[attr-defined]
@@ -128,19 +129,17 @@ def request_restart(
     status = Status(get_deployment(engine, deployment_id)["status"])
     if status not in TERMINAL:
         raise Conflict(f"deployment is {status}; only crashed, stopped or failed deployments can be restarted")
-    with engine.connect() as conn:
-        active = conn.execute(
-            select(func.count()).select_from(_deployment).where(_deployment.c.status.in_([s.value for s in ACTIVE]))
-        ).scalar_one()
-    if active >= max_active:
-        raise AtCapacity(f"At capacity: {active} of {max_active} deployments are active; stop one first")
     values = {
         "error_message": None, "driver_token": None, "heartbeat_at": None, "drive_attempts": 0,
         "restart_count": _deployment.c.restart_count + 1, "started_at": None, "stopped_at": None,
     }  # fmt: skip
     # Only a row that holds nothing any more: a teardown still running would race the new pipeline.
     idle = {"driver_token": None, "container_id": None}
-    if not transition(engine, deployment_id, expected=status, to=Status.QUEUED, message="restart requested",
-                      values=values, where=idle, now=now, on_transition=on_transition):  # fmt: skip
+    with admitting(engine, max_active) as conn:
+        won = transition_in(conn, deployment_id, expected=status, to=Status.QUEUED, message="restart requested",
+                            values=values, where=idle, now=now)  # fmt: skip
+    if not won:
         raise Busy("deployment is still being torn down; retry in a moment")
+    if on_transition is not None:
+        on_transition(deployment_id, Status.QUEUED)
     return Status.QUEUED.value

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Connection, Engine, update
 
 from deployer.loglines import append_system
 from deployer.models import Deployment, utcnow
@@ -35,6 +35,26 @@ def transition(
     did not happen. `where` adds column equalities (the driver token). `on_transition` (status events)
     runs only after the commit.
     """
+    with engine.begin() as conn:
+        won = transition_in(conn, deployment_id, expected=expected, to=to, message=message, values=values,
+                            where=where, now=now)  # fmt: skip
+    if won and on_transition is not None:
+        on_transition(deployment_id, to)
+    return won
+
+
+def transition_in(
+    conn: Connection,
+    deployment_id: str,
+    *,
+    expected: Status | Iterable[Status],
+    to: Status,
+    message: str | None = None,
+    values: Mapping[str, Any] | None = None,
+    where: Mapping[str, Any] | None = None,
+    now: Callable[[], datetime] = utcnow,
+) -> bool:
+    """`transition` inside the caller's transaction (which commits it and announces it)."""
     allowed = (expected,) if isinstance(expected, Status) else tuple(expected)
     illegal = [s for s in allowed if not can_transition(s, to)]
     if illegal:
@@ -43,20 +63,16 @@ def transition(
     fields: dict[str, Any] = {"status": str(to), "updated_at": at, **(values or {})}
     if to is Status.STOPPED:
         fields.setdefault("stopped_at", at)
-    with engine.begin() as conn:
-        won = conn.execute(
-            update(_deployment)
-            .where(
-                _deployment.c.id == deployment_id,
-                _deployment.c.status.in_([str(s) for s in allowed]),
-                *(_deployment.c[k] == v for k, v in (where or {}).items()),
-            )
-            .values(**fields)
-        ).rowcount
-        if won != 1:
-            return False
-        line = f"status: {to}" + (f" — {message}" if message else "")
-        append_system(conn, deployment_id, line, now=at)
-    if on_transition is not None:
-        on_transition(deployment_id, to)
+    won = conn.execute(
+        update(_deployment)
+        .where(
+            _deployment.c.id == deployment_id,
+            _deployment.c.status.in_([str(s) for s in allowed]),
+            *(_deployment.c[k] == v for k, v in (where or {}).items()),
+        )
+        .values(**fields)
+    ).rowcount
+    if won != 1:
+        return False
+    append_system(conn, deployment_id, f"status: {to}" + (f" — {message}" if message else ""), now=at)
     return True

@@ -18,25 +18,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy import Engine, insert
 from sqlalchemy.exc import IntegrityError
 
+from deployer.admission import admitting
 from deployer.archive import Limits, extract
 from deployer.bundle import FORBIDDEN_ENV_KEYS, BundleInfo, inspect_bundle
-from deployer.errors import AtCapacity, InvalidUpload, SlugTaken, UploadTooLarge
+from deployer.errors import InvalidUpload, SlugTaken, UploadTooLarge
 from deployer.keypair import Keypair, parse_keypair
 from deployer.loglines import append_system
 from deployer.models import Deployment, utcnow
 from deployer.secrets import MasterKey, write_encrypted
 from deployer.settings import Settings
 from deployer.slug import make_slug
-from deployer.states import ACTIVE, Status
+from deployer.states import Status
 
 _deployment = Deployment.__table__  # type: ignore[attr-defined]
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_ENV_VARS = 200
 MAX_ENV_VALUE = 8192
-_CAPACITY_LOCK = 0x6465706C  # an arbitrary advisory lock key owned by uploads
 
 
 @dataclass
@@ -138,15 +138,7 @@ def public_url(settings: Settings, slug: str) -> str | None:
 
 
 def _insert(engine: Engine, row: Mapping[str, object], settings: Settings, now: datetime) -> None:
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # Serialises the count-then-insert across uploads, so capacity can't be overshot.
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CAPACITY_LOCK})
-        active = conn.execute(
-            select(func.count()).select_from(_deployment).where(_deployment.c.status.in_([str(s) for s in ACTIVE]))
-        ).scalar_one()
-        if active >= settings.max_active:
-            raise AtCapacity(f"At capacity: {active} of {settings.max_active} deployments are active; stop one first")
+    with admitting(engine, settings.max_active) as conn:
         conn.execute(insert(_deployment).values(**row))
         append_system(conn, str(row["id"]), f"status: queued — {row['runtime']} {row['entity_type']} uploaded", now=now)
 

@@ -5,8 +5,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select, update
 
+from deployer.admission import admitting
 from deployer.loglines import COPY_THRESHOLD, append_lines
 from deployer.models import Deployment, DeploymentLog
 from deployer.states import Status
@@ -159,3 +160,36 @@ def test_concurrent_tailer_batches_and_system_lines_never_duplicate_or_gap(pg_en
     assert numbers == list(range(1, batches * 5 + systems + 2 * flaps + 1))
     outs = [t for _, s, t in lines_of(engine, dep) if s == "stdout"]
     assert outs == [f"out {i}.{j}" for i in range(batches) for j in range(5)]
+
+
+@pytest.mark.parametrize("verb", ["upload", "restart"])
+def test_concurrent_admissions_never_overshoot_max_active(engine: Engine, verb: str) -> None:
+    """Twelve requests at once for three free slots, on both databases: exactly three get in."""
+    from deployer.deployments import request_restart
+    from deployer.errors import AtCapacity
+
+    max_active, racers = 3, 12
+    ids = [make_deployment_row(engine, status="stopped") for _ in range(racers)]
+    start = threading.Barrier(racers)
+    outcomes: list[str] = []
+
+    def admit_one(dep: str) -> None:
+        start.wait()
+        try:
+            if verb == "restart":
+                request_restart(engine, dep, max_active=max_active)
+            else:
+                with admitting(engine, max_active) as conn:
+                    conn.execute(update(_dep).where(_dep.c.id == dep).values(status="queued"))
+            outcomes.append("in")
+        except AtCapacity:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=admit_one, args=(d,)) for d in ids]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcomes) == ["in"] * max_active + ["refused"] * (racers - max_active)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).where(_dep.c.status == "queued")).scalar_one() == max_active
