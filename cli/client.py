@@ -20,6 +20,14 @@ class ApiError(DeployerError):
         self.code = code
 
 
+def api_error(status: int, body: Any, reason: str | None) -> ApiError:
+    """The API answers errors as `{"error": "<message>", "code": "<CODE>"}`; anything else (a proxy's
+    HTML page, an empty body) still gives a readable error with the HTTP status."""
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return ApiError(status, str(body.get("code") or "ERROR"), body["error"])
+    return ApiError(status, "HTTP_ERROR", reason or "request failed")
+
+
 class ProgressReader(io.RawIOBase):
     """A body that reports how many bytes requests has sent, so the CLI can draw upload progress."""
 
@@ -70,14 +78,13 @@ class ApiClient:
         try:
             resp = self.session.request(method, self.base_url + path, **kwargs)
         except requests.ConnectionError:
-            raise ApiError(0, "unreachable", f"Cannot reach the deployer at {self.base_url}") from None
+            raise ApiError(0, "UNREACHABLE", f"Cannot reach the deployer at {self.base_url}") from None
         try:
             body = resp.json()
         except json.JSONDecodeError:
             body = None
         if resp.status_code >= 400:
-            err = (body or {}).get("error") or {}
-            raise ApiError(resp.status_code, err.get("code", "error"), err.get("message", resp.reason))
+            raise api_error(resp.status_code, body, resp.reason)
         return body
 
     def deploy(

@@ -455,8 +455,8 @@ def restart(ctx: click.Context, deployment_id: str, follow: bool) -> None:
         try:
             result = client.restart(deployment_id)
             break
-        except ApiError as exc:  # "busy": the stop's teardown is still running
-            if exc.code != "busy" or time.monotonic() > deadline:
+        except ApiError as exc:  # BUSY: the stop's teardown is still running
+            if exc.code != "BUSY" or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
     click.echo(f"{result['id']}: {result['status']}")

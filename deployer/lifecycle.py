@@ -40,7 +40,7 @@ Row = Mapping[str, Any]
 
 
 class BootFailed(DeployerError):
-    code = "boot_failed"
+    code = "BOOT_FAILED"
 
 
 def load(ctx: Context, deployment_id: str) -> Row | None:

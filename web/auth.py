@@ -22,7 +22,7 @@ SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 class CsrfRejected(DeployerError):
     status = 403
-    code = "csrf"
+    code = "CSRF"
 
 
 def bearer_token() -> str | None:

@@ -66,9 +66,10 @@ def _schemas() -> dict[str, Any]:
     }
     return {
         "Error": {
-            "type": "object", "required": ["error"],
-            "properties": {"error": {"type": "object", "required": ["code", "message"],
-                                     "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}},
+            "type": "object", "required": ["error", "code"], "additionalProperties": False,
+            "properties": {"error": {"type": "string", "description": "a readable message"},
+                           "code": {"type": "string", "pattern": "^[A-Z][A-Z0-9_]*$",
+                                    "description": "e.g. INVALID_UPLOAD, SLUG_TAKEN, NOT_FOUND, UNAUTHORIZED"}},
         },
         "Deployment": _deployment_schema(),
         "DeploymentList": {
@@ -203,7 +204,8 @@ def spec() -> dict[str, Any]:
         "info": {
             "title": "Deployer API",
             "version": "1",
-            "description": "Errors are {\"error\": {\"code\", \"message\"}}. A WebSocket log stream is at "
+            "description": "Errors are {\"error\": \"<readable message>\", \"code\": \"<CODE>\"}. "
+            "A WebSocket log stream is at "
             "/ws/deployments/{id}/logs?after=N (frames {type: hello|log|ready|status|done|error}).",
         },
         "servers": [{"url": "/"}],

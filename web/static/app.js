@@ -16,11 +16,16 @@ function el(tag, attrs, text) {
   return node;
 }
 
+// API errors are {"error": "<readable message>", "code": "<CODE>"}.
+function errorMessage(body, status) {
+  return (body && typeof body.error === "string" && body.error) || `request failed (HTTP ${status})`;
+}
+
 async function api(path, options) {
   const resp = await fetch(path, Object.assign({ credentials: "same-origin",
     headers: { "X-CSRF-Token": csrf, Accept: "application/json" } }, options || {}));
   const body = await resp.json().catch(() => ({}));
-  if (!resp.ok) throw new Error((body.error && body.error.message) || resp.statusText);
+  if (!resp.ok) throw new Error(errorMessage(body, resp.status));
   return body;
 }
 
@@ -325,7 +330,7 @@ function deployPage() {
         let data = {};
         try { data = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
         if (xhr.status === 201) { window.location = "/deployments/" + encodeURIComponent(data.id); return; }
-        fail((data.error && data.error.message) || `upload failed (${xhr.status})`);
+        fail(errorMessage(data, xhr.status));
       };
       xhr.onerror = () => fail("upload failed: the server could not be reached");
       xhr.send(body);
