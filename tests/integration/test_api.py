@@ -138,6 +138,14 @@ HOSTILE: list[tuple[str, Callable[[], bytes], bytes | None, dict[str, str], int,
     ("npm token", lambda: agent_zip(**{".npmrc": "//r/:_authToken=x"}), KEYPAIR, {}, 400, "auth token"),
     ("workspace spec", lambda: make_zip({"agent.config.json": '{"name":"abc"}', "agent.js": "",
      "package.json": '{"dependencies":{"a":"workspace:*"}}'}), KEYPAIR, {}, 400, "workspace:"),
+    ("keypair in the project", lambda: agent_zip(**{"keypair.json": KEYPAIR}), KEYPAIR, {}, 400,
+     "keypair.json is a keypair inside the project; the keypair belongs in the keypair.json upload field"),
+    ("nested keypair, odd case", lambda: agent_zip(**{"keys/Agent/KeyPair.Json": KEYPAIR}), KEYPAIR, {}, 400,
+     "keys/Agent/KeyPair.Json is a keypair inside the project"),
+    ("keypair only in the project", lambda: agent_zip(**{"KEYPAIR.JSON": KEYPAIR}), None, {}, 400,
+     "upload field, not in the project"),
+    ("json with a private_key", lambda: agent_zip(**{".agent/config.json": '{"private_key": "' + PRIVATE_KEY + '"}'}),
+     KEYPAIR, {}, 400, ".agent/config.json holds a private_key; the keypair belongs in the keypair.json upload field"),
     ("no keypair", lambda: agent_zip(), None, {}, 400, "keypair.json is required"),
     ("bad keypair", lambda: agent_zip(), b'{"public_key": 1}', {}, 400, "public_key"),
     ("both configs", lambda: agent_zip(**{"service.config.json": '{"name":"x"}'}), KEYPAIR, {}, 400,
@@ -175,6 +183,7 @@ def test_a_hostile_upload_is_refused_clearly_and_leaves_nothing_behind(
     scratch_before = upload_scratch_dirs()
     resp = api.upload(bundle(), keypair, **form)
     assert problem in error_of(resp, status, "INVALID_UPLOAD" if status == 400 else "TOO_LARGE")
+    assert PRIVATE_KEY not in resp.text
     assert rows(engine) == 0
     assert stored_files(small_limits) == []
     assert upload_scratch_dirs() == scratch_before
