@@ -48,6 +48,10 @@ class Upload:
     name: str | None = None
     runtime: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    image: str | None = None  # `zynd deploy --image <ref>` asks for a prebuilt image; noted, not used
+
+
+MAX_IMAGE_REF = 200
 
 
 @dataclass(frozen=True)
@@ -55,8 +59,9 @@ class Accepted:
     id: str
     slug: str
     status: str
-    runtime: str
+    runtime: str  # detected from the bundle at upload
     url: str | None
+    image: str | None = None  # the built image ref; None until the building stage has made it
 
 
 def parse_env(raw: str | None) -> dict[str, str]:
@@ -137,7 +142,17 @@ def public_url(settings: Settings, slug: str) -> str | None:
     return f"{settings.public_scheme}://{slug}.{settings.wildcard_domain}"
 
 
-def _insert(engine: Engine, row: Mapping[str, object], settings: Settings, now: datetime) -> None:
+def _queued_lines(row: Mapping[str, object], image: str | None) -> list[str]:
+    lines = [f"status: queued — {row['runtime']} {row['entity_type']} uploaded"]
+    if image:
+        lines.append(f"image {image[:MAX_IMAGE_REF]!r} was asked for; this deployer builds each deployment "
+                     "from its runtime base image, so the request is not used")  # fmt: skip
+    return lines
+
+
+def _insert(
+    engine: Engine, row: Mapping[str, object], settings: Settings, now: datetime, image: str | None = None
+) -> None:
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             # Serialises the count-then-insert across uploads, so capacity can't be overshot.
@@ -148,7 +163,7 @@ def _insert(engine: Engine, row: Mapping[str, object], settings: Settings, now: 
         if active >= settings.max_active:
             raise AtCapacity(f"At capacity: {active} of {settings.max_active} deployments are active; stop one first")
         conn.execute(insert(_deployment).values(**row))
-        append_system(conn, str(row["id"]), f"status: queued — {row['runtime']} {row['entity_type']} uploaded", now=now)
+        append_system(conn, str(row["id"]), *_queued_lines(row, image), now=now)
 
 
 def accept_upload(
@@ -181,7 +196,7 @@ def accept_upload(
         if keypair is not None:
             written.append(keypair_path(settings, deployment_id))
             write_encrypted(master_key, upload.keypair or b"", written[-1])
-        _insert(engine, row, settings, at)
+        _insert(engine, row, settings, at, (upload.image or "").strip() or None)
     except IntegrityError:
         _unlink(written)
         raise SlugTaken(f"slug {slug} is taken; try again or choose another name") from None

@@ -62,11 +62,12 @@ def create_deployment() -> tuple[Response, int]:
         name=request.form.get("name") or None,
         runtime=request.form.get("runtime") or None,
         env=parse_env(request.form.get("env")),
+        image=request.form.get("image") or None,
     )
     accepted = svc.deploy(upload)
     body: dict[str, Any] = {
         "id": accepted.id, "slug": accepted.slug, "status": accepted.status,
-        "runtime": accepted.runtime, "url": accepted.url,
+        "runtime": accepted.runtime, "image": accepted.image, "url": accepted.url,
     }  # fmt: skip
     return jsonify(body), 201
 

@@ -77,9 +77,11 @@ def _schemas() -> dict[str, Any]:
             "properties": {"deployments": {"type": "array", "items": _ref("Deployment")}, "total": {"type": "integer"}},
         },
         "Created": {
-            "type": "object", "required": ["id", "slug", "status", "runtime", "url"],
+            "type": "object", "required": ["id", "slug", "status", "runtime", "image", "url"],
             "properties": {"id": {"type": "string"}, "slug": {"type": "string"}, "status": {"enum": STATUSES},
-                           "runtime": {"enum": ["python", "node"]}, "url": {"type": ["string", "null"]}},
+                           "runtime": {"enum": ["python", "node"], "description": "detected at upload"},
+                           "image": {"type": ["string", "null"], "description": "the built image; null until built"},
+                           "url": {"type": ["string", "null"]}},
         },
         "Accepted": {
             "type": "object", "required": ["id", "status"],
@@ -123,6 +125,8 @@ def _paths() -> dict[str, Any]:
             "keypair.json": {"type": "string", "contentMediaType": "application/json"},
             "name": {"type": "string"}, "runtime": {"enum": ["python", "node"]},
             "env": {"type": "string", "description": "JSON object of string values"},
+            "image": {"type": "string", "description": "a prebuilt image `zynd deploy --image` asks for: noted in "
+                      "the log, not used (each deployment is built from its runtime base image)"},
         },
     }
     return {

@@ -82,8 +82,8 @@ def test_uploading_a_zynd_python_agent_queues_it_with_encrypted_files(
     resp = api.upload(bundle, keypair)
     assert resp.status_code == 201, resp.text
     body = resp.json()
-    assert set(body) == {"id", "slug", "status", "runtime", "url"}
-    assert body["status"] == "queued" and body["runtime"] == "python"
+    assert set(body) == {"id", "slug", "status", "runtime", "image", "url"}
+    assert body["status"] == "queued" and body["runtime"] == "python" and body["image"] is None
     assert body["slug"].startswith("echo-agent-") and len(body["slug"]) == len("echo-agent-") + 6
     assert body["url"] == f"https://{body['slug']}.apps.test"
     assert kicks == ["drain_queue"]
