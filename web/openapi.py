@@ -209,6 +209,9 @@ def spec() -> dict[str, Any]:
             "title": "Deployer API",
             "version": "1",
             "description": "Errors are {\"error\": \"<readable message>\", \"code\": \"<CODE>\"}. "
+            "Auth: `Authorization: Bearer <token>`, or the token as a path prefix: every route below also "
+            "answers at /t/{token}/api/…, exactly as with the header (for clients that send no header, such "
+            "as `zynd deploy --deployer <base>/t/<token>`). "
             "A WebSocket log stream is at "
             "/ws/deployments/{id}/logs?after=N (frames {type: hello|log|ready|status|done|error}).",
         },

@@ -63,7 +63,7 @@ def test_stop_without_the_csrf_token_is_refused_and_with_it_works(
     error_of(s.post(f"{server.url}/api/deployments/{dep}/stop", timeout=10), 403, "CSRF")  # session + JSON API too
     assert s.get(f"{server.url}/api/deployments/{dep}", timeout=10).json()["status"] == "running"
     resp = s.post(f"{server.url}/deployments/{dep}/stop", data={"csrf_token": csrf}, timeout=10)
-    assert resp.status_code == 200 and resp.url.endswith(f"/deployments/{dep}")
+    assert resp.status_code == 200 and resp.url.endswith(f"/d/{dep}")
     assert s.get(f"{server.url}/api/deployments/{dep}", timeout=10).json()["status"] == "stopped"
 
 
@@ -71,7 +71,7 @@ def test_user_supplied_strings_are_escaped(server: LiveServer, token: str, engin
     dep = make_deployment_row(engine, name="<script>alert(1)</script>", status="failed",
                               error_message='<img src=x onerror="alert(2)">')  # fmt: skip
     s, _ = logged_in(server, token)
-    for page in (f"/deployments/{dep}", "/deployments"):
+    for page in (f"/d/{dep}", "/deployments"):
         html = s.get(f"{server.url}{page}", timeout=10).text
         assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
         assert "<img src=x" not in html
@@ -79,7 +79,7 @@ def test_user_supplied_strings_are_escaped(server: LiveServer, token: str, engin
 
 def test_dashboard_errors_are_pages_and_api_errors_are_json(server: LiveServer, token: str) -> None:
     s, _ = logged_in(server, token)
-    page = s.get(f"{server.url}/deployments/does-not-exist", timeout=10)
+    page = s.get(f"{server.url}/d/does-not-exist", timeout=10)
     assert page.status_code == 404 and page.headers["Content-Type"].startswith("text/html")
     assert "not found" in page.text and "Traceback" not in page.text
     api = s.get(f"{server.url}/api/deployments/does-not-exist", timeout=10)

@@ -49,7 +49,7 @@ def test_a_project_holding_a_private_key_is_refused_and_told_where_the_key_goes(
 def test_a_private_key_member_is_found_past_the_first_megabyte_and_across_a_chunk_edge(tmp_path: Path) -> None:
     for pad in (1024 * 1024 - 5, 1024 * 1024 - 14, 3 * 1024 * 1024):
         big = b'{"pad": "' + b"x" * pad + b'", "private_key": "k"}'
-        with pytest.raises(InvalidUpload, match="big.json holds a private_key"):
+        with pytest.raises(InvalidUpload, match=r"big\.json holds a private_key"):
             inspect_bundle(*tree(tmp_path, {**AGENT, "big.json": big}))
 
 

@@ -59,7 +59,7 @@ function listPage() {
   function rowFor(d) {
     const tr = el("tr", { "data-id": d.id });
     const name = el("td");
-    name.append(el("a", { href: "/deployments/" + encodeURIComponent(d.id) }, d.name), el("div", { class: "muted small" }, d.slug));
+    name.append(el("a", { href: "/d/" + encodeURIComponent(d.id) }, d.name), el("div", { class: "muted small" }, d.slug));
     const st = el("td");
     st.append(el("span", { class: "badge", "data-status": "" }));
     const url = el("td");
@@ -329,7 +329,7 @@ function deployPage() {
       xhr.onload = () => {
         let data = {};
         try { data = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
-        if (xhr.status === 201) { window.location = "/deployments/" + encodeURIComponent(data.id); return; }
+        if (xhr.status === 201) { window.location = "/d/" + encodeURIComponent(data.id); return; }
         fail(errorMessage(data, xhr.status));
       };
       xhr.onerror = () => fail("upload failed: the server could not be reached");
