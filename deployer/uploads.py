@@ -23,6 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from deployer.archive import Limits, extract
 from deployer.bundle import FORBIDDEN_ENV_KEYS, BundleInfo, inspect_bundle
+from deployer.envblock import registry_or_default
 from deployer.errors import AtCapacity, InvalidUpload, SlugTaken, UploadTooLarge
 from deployer.keypair import Keypair, parse_keypair
 from deployer.loglines import append_system
@@ -183,7 +184,7 @@ def accept_upload(
     row = {
         "id": deployment_id, "name": info.name, "slug": slug, "entity_type": info.entity_type,
         "runtime": info.runtime, "status": str(Status.QUEUED), "host_url": public_url(settings, slug),
-        "registry_url": settings.registry_url or None, "env": env,
+        "registry_url": registry_or_default(settings.registry_url), "env": env,
         "public_key_b64": keypair.public_key if keypair else None,
         "memory_mb": settings.container_mem_mb, "cpu_millis": settings.container_cpu_millis,
         "restart_count": 0, "log_seq": 0, "created_at": at, "updated_at": at,
