@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -18,6 +19,11 @@ class ApiError(DeployerError):
         super().__init__(f"{message} (HTTP {status}, {code})")
         self.status = status
         self.code = code
+
+
+def has_path_token(base_url: str) -> bool:
+    """Whether the base URL carries the token as a path prefix (`<base>/t/<token>`)."""
+    return "/t/" in urlsplit(base_url).path + "/"
 
 
 def api_error(status: int, body: Any, reason: str | None) -> ApiError:
