@@ -213,7 +213,8 @@ def spec() -> dict[str, Any]:
             "answers at /t/{token}/api/…, exactly as with the header (for clients that send no header, such "
             "as `zynd deploy --deployer <base>/t/<token>`). "
             "A WebSocket log stream is at "
-            "/ws/deployments/{id}/logs?after=N (frames {type: hello|log|ready|status|done|error}).",
+            "/ws/deployments/{id}/logs?after=N (frames {type: hello|log|ready|status|done|error}; also under "
+            "/t/{token}).",
         },
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
