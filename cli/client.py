@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -18,6 +19,19 @@ class ApiError(DeployerError):
         super().__init__(f"{message} (HTTP {status}, {code})")
         self.status = status
         self.code = code
+
+
+def has_path_token(base_url: str) -> bool:
+    """Whether the base URL carries the token as a path prefix (`<base>/t/<token>`)."""
+    return "/t/" in urlsplit(base_url).path + "/"
+
+
+def api_error(status: int, body: Any, reason: str | None) -> ApiError:
+    """The API answers errors as `{"error": "<message>", "code": "<CODE>"}`; anything else (a proxy's
+    HTML page, an empty body) still gives a readable error with the HTTP status."""
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return ApiError(status, str(body.get("code") or "ERROR"), body["error"])
+    return ApiError(status, "HTTP_ERROR", reason or "request failed")
 
 
 class ProgressReader(io.RawIOBase):
@@ -70,14 +84,13 @@ class ApiClient:
         try:
             resp = self.session.request(method, self.base_url + path, **kwargs)
         except requests.ConnectionError:
-            raise ApiError(0, "unreachable", f"Cannot reach the deployer at {self.base_url}") from None
+            raise ApiError(0, "UNREACHABLE", f"Cannot reach the deployer at {self.base_url}") from None
         try:
             body = resp.json()
         except json.JSONDecodeError:
             body = None
         if resp.status_code >= 400:
-            err = (body or {}).get("error") or {}
-            raise ApiError(resp.status_code, err.get("code", "error"), err.get("message", resp.reason))
+            raise api_error(resp.status_code, body, resp.reason)
         return body
 
     def deploy(

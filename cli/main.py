@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from cli.client import ApiClient
+from cli.client import ApiClient, has_path_token
 from deployer import tokens
 from deployer.db import make_engine, upgrade
 from deployer.errors import DeployerError
@@ -31,7 +31,7 @@ def _settings(ctx: click.Context) -> Settings:
 
 def _client(ctx: click.Context) -> ApiClient:
     s = _settings(ctx)
-    if not s.token:
+    if not s.token and not has_path_token(s.url):  # DEPLOYER_URL=<base>/t/<token> needs no header
         raise click.ClickException("DEPLOYER_TOKEN is not set; create one with `deployer token create --name NAME`")
     return ApiClient(s.url, s.token)
 
@@ -387,8 +387,11 @@ def deploy(
     click.echo(f"slug:    {result['slug']}")
     click.echo(f"status:  {result['status']}")
     click.echo(f"runtime: {result['runtime']}")
+    if result.get("image"):
+        click.echo(f"image:   {result['image']}")
     if result.get("url"):
         click.echo(f"url:     {result['url']}")
+    click.echo(f"page:    {client.base_url}/d/{result['id']}")
     if follow:
         _follow_to_end(client, result["id"])
 
@@ -455,8 +458,8 @@ def restart(ctx: click.Context, deployment_id: str, follow: bool) -> None:
         try:
             result = client.restart(deployment_id)
             break
-        except ApiError as exc:  # "busy": the stop's teardown is still running
-            if exc.code != "busy" or time.monotonic() > deadline:
+        except ApiError as exc:  # BUSY: the stop's teardown is still running
+            if exc.code != "BUSY" or time.monotonic() > deadline:
                 raise
             time.sleep(0.5)
     click.echo(f"{result['id']}: {result['status']}")

@@ -18,6 +18,7 @@ MAX_REQUIREMENT_LINES = 200
 _SMALL = 1024 * 1024  # config-like files larger than this are refused rather than parsed
 _NPMRC_SECRET = re.compile(r"(_authToken|_auth|_password|//[^\s=]*:\s*(username|email))\s*=", re.IGNORECASE)
 _ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
+_PRIVATE_KEY_MEMBER = re.compile(rb'"private_key"\s{0,32}:')
 _DEP_FIELDS = ("dependencies", "devDependencies", "peerDependencies", "optionalDependencies")
 
 
@@ -51,20 +52,43 @@ def _json(root: Path, rel: str) -> Any:
         raise InvalidUpload(f"{rel} is not valid JSON (line {exc.lineno})") from None
 
 
+KEY_FIELD_HINT = "the keypair belongs in the keypair.json upload field, not in the project"
+
+
 def check_forbidden(root: Path, files: list[str]) -> None:
+    """Refuses credentials inside the project (names compare case-insensitively): they would end up in
+    an image layer. The entity's own keypair travels apart, as the `keypair.json` field."""
     for rel in files:
-        parts = PurePosixPath(rel).parts
+        parts = PurePosixPath(rel.lower()).parts
         base = parts[-1]
         if base == "developer.json":
             raise InvalidUpload(f"{rel}: developer credentials must not be uploaded")
         if any(a == ".zynd" and b == "developer" for a, b in pairwise(parts)):
             raise InvalidUpload(f"{rel}: files under .zynd/developer/ must not be uploaded")
+        if base == "keypair.json":
+            raise InvalidUpload(f"{rel} is a keypair inside the project; {KEY_FIELD_HINT}")
+        if base.endswith(".json") and _holds_private_key(root / rel):
+            raise InvalidUpload(f"{rel} holds a private_key; {KEY_FIELD_HINT}")
         if base == ".env" or base.startswith(".env."):
             _check_env_file(root, rel)
         elif base == ".npmrc" and _NPMRC_SECRET.search(_read(root, rel)):
             raise InvalidUpload(f"{rel} contains a registry auth token; remove it and use the deployer's registry")
-        elif base == "package.json":
+        elif rel.rsplit("/", 1)[-1] == "package.json":  # npm reads this exact name only
             _check_workspace_specifiers(rel, _json(root, rel))
+
+
+def _holds_private_key(path: Path) -> bool:
+    """Whether a JSON file has a `private_key` member anywhere. A textual match on `"private_key":`
+    is exact for JSON (a quote inside a string is escaped), needs no parse, and so also covers files
+    too large to parse here and JSON-with-comments; it is read in chunks that overlap by a match."""
+    overlap = 64
+    tail = b""
+    with path.open("rb") as f:
+        while chunk := f.read(1024 * 1024):
+            if _PRIVATE_KEY_MEMBER.search(tail + chunk):
+                return True
+            tail = chunk[-overlap:]
+    return False
 
 
 def _check_env_file(root: Path, rel: str) -> None:

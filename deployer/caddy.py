@@ -22,7 +22,7 @@ from deployer.slug import is_dns_label
 
 
 class CaddyError(DeployerError):
-    code = "caddy"
+    code = "CADDY"
 
 
 def route_id(deployment_id: str) -> str:

@@ -7,6 +7,12 @@ from typing import Any
 
 CONTAINER_PORT = 5000
 KEYPAIR_IN_CONTAINER = "/app/keypair.json"
+DEFAULT_REGISTRY_URL = "https://dns01.zynd.ai"  # the reference's public registry (the settings default too)
+
+
+def registry_or_default(url: str | None) -> str:
+    """The registry agents are given: never empty (an explicitly empty ZYND_REGISTRY_URL means the default)."""
+    return (url or "").strip() or DEFAULT_REGISTRY_URL
 
 
 def entity_url(*, slug: str, port: int, domain: str, scheme: str, skip_caddy: bool) -> str:
@@ -24,7 +30,7 @@ def render_env(
     """The user's values first; the deployer's own values win over them."""
     env = dict(user_env)
     owned = {
-        "ZYND_REGISTRY_URL": registry_url,
+        "ZYND_REGISTRY_URL": registry_or_default(registry_url),
         "ZYND_SERVER_PORT": str(CONTAINER_PORT),
         "ZYND_WEBHOOK_PORT": str(CONTAINER_PORT),
         "ZYND_ENTITY_URL": url,
@@ -49,7 +55,7 @@ def rewrite_config(doc: Mapping[str, Any], *, registry_url: str) -> dict[str, An
         server_port=CONTAINER_PORT,
         webhook_port=CONTAINER_PORT,
         server_host="0.0.0.0",
-        registry_url=registry_url,
+        registry_url=registry_or_default(registry_url),
         keypair_path=KEYPAIR_IN_CONTAINER,
     )
     return out

@@ -1,4 +1,6 @@
-"""The one exception hierarchy. `web` translates it to HTTP in one place (status + code)."""
+"""The one exception hierarchy. `web` translates it to HTTP in one place (status + code).
+
+Codes are UPPER_SNAKE_CASE: they reach API clients as the `code` of `{"error": "<message>", "code": "<CODE>"}`."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ class DeployerError(Exception):
     """Base of every error the deployer raises on purpose; its message is safe to show a user."""
 
     status = 500
-    code = "internal"
+    code = "INTERNAL"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -15,57 +17,57 @@ class DeployerError(Exception):
 
 
 class ConfigError(DeployerError):
-    code = "config_invalid"
+    code = "CONFIG_INVALID"
 
 
 class InvalidUpload(DeployerError):
     status = 400
-    code = "invalid_upload"
+    code = "INVALID_UPLOAD"
 
 
 class InvalidRequest(DeployerError):
     status = 400
-    code = "invalid_request"
+    code = "INVALID_REQUEST"
 
 
 class UploadTooLarge(DeployerError):
     status = 413
-    code = "too_large"
+    code = "TOO_LARGE"
 
 
 class SlugTaken(DeployerError):
     status = 409
-    code = "slug_taken"
+    code = "SLUG_TAKEN"
 
 
 class AtCapacity(DeployerError):
     status = 503
-    code = "at_capacity"
+    code = "AT_CAPACITY"
 
 
 class NotFound(DeployerError):
     status = 404
-    code = "not_found"
+    code = "NOT_FOUND"
 
 
 class Unauthorized(DeployerError):
     status = 401
-    code = "unauthorized"
+    code = "UNAUTHORIZED"
 
 
 class Conflict(DeployerError):
     status = 409
-    code = "conflict"
+    code = "CONFLICT"
 
 
 class Busy(DeployerError):
     status = 409
-    code = "busy"
+    code = "BUSY"
 
 
 class Unavailable(DeployerError):
     status = 503
-    code = "unavailable"
+    code = "UNAVAILABLE"
 
 
 class PortExhausted(DeployerError):
@@ -74,4 +76,4 @@ class PortExhausted(DeployerError):
 
 
 class SecretsError(DeployerError):
-    code = "secrets"
+    code = "SECRETS"

@@ -24,6 +24,7 @@ from deployer.archive import Limits, extract
 from deployer.bundle import BundleInfo, inspect_bundle
 from deployer.context import Context
 from deployer.crashes import crash_reason
+from deployer.entity import find_entity_id
 from deployer.envblock import entity_url, render_env, rewrite_config
 from deployer.errors import DeployerError
 from deployer.health import wait_healthy
@@ -40,7 +41,7 @@ Row = Mapping[str, Any]
 
 
 class BootFailed(DeployerError):
-    code = "boot_failed"
+    code = "BOOT_FAILED"
 
 
 def load(ctx: Context, deployment_id: str) -> Row | None:
@@ -288,25 +289,10 @@ def running(ctx: Context, deployment_id: str, token: str) -> bool:
     row = enter(ctx, deployment_id, token, Status.RUNNING)
     if row is None:
         return False
-    entity = _entity_id(ctx, row["port"])
+    entity = find_entity_id(ctx.http, f"http://127.0.0.1:{row['port']}")
     if entity:
-        save(ctx, deployment_id, entity_id=entity[:200])
+        save(ctx, deployment_id, entity_id=entity)
     return True
-
-
-def _entity_id(ctx: Context, port: int) -> str | None:
-    """Best effort: the agent card's id, if the agent publishes one."""
-    for path in ("/.well-known/agent-card.json", "/.well-known/agent.json"):
-        try:
-            resp = ctx.http.get(f"http://127.0.0.1:{port}{path}", timeout=1)
-            doc = resp.json() if resp.status_code == 200 else None
-        except (ValueError, OSError):
-            continue
-        if isinstance(doc, dict):
-            for key in ("id", "entity_id", "agent_id"):
-                if isinstance(doc.get(key), str) and doc[key]:
-                    return str(doc[key])
-    return None
 
 
 StageFn = Callable[[Context, str, str], bool]

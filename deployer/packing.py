@@ -35,6 +35,8 @@ def ignore_patterns(root: Path) -> list[str]:
 
 def is_ignored(rel: str, patterns: list[str]) -> bool:
     base = rel.rsplit("/", 1)[-1]
+    if base.lower() == "keypair.json":  # in any case: the server refuses a keypair inside the project
+        return True
     return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
 
 

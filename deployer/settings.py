@@ -47,7 +47,7 @@ class Settings:
     )
     wildcard_domain: str = _var("DEPLOYER_WILDCARD_DOMAIN", "deployer.localhost", "domain", "Routes <slug>.<this>")
     public_scheme: str = _var("DEPLOYER_PUBLIC_SCHEME", "https", "http|https", "Scheme of deployment URLs")
-    registry_url: str = _var("ZYND_REGISTRY_URL", "", "url", "Passed to agents as ZYND_REGISTRY_URL")
+    registry_url: str = _var("ZYND_REGISTRY_URL", "https://dns01.zynd.ai", "url", "Passed to agents; empty = default")
     max_active: int = _var("DEPLOYER_MAX_ACTIVE", 50, "count", "Active deployments allowed at once", min=1)
     port_min: int = _var("DEPLOYER_PORT_MIN", 13000, "port", "First host port for containers", min=1, max=65535)
     port_max: int = _var("DEPLOYER_PORT_MAX", 14000, "port", "Last host port (inclusive)", min=1, max=65535)

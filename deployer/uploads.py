@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from deployer.admission import admitting
 from deployer.archive import Limits, extract
 from deployer.bundle import FORBIDDEN_ENV_KEYS, BundleInfo, inspect_bundle
+from deployer.envblock import registry_or_default
 from deployer.errors import InvalidUpload, SlugTaken, UploadTooLarge
 from deployer.keypair import Keypair, parse_keypair
 from deployer.loglines import append_system
@@ -48,6 +49,10 @@ class Upload:
     name: str | None = None
     runtime: str | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    image: str | None = None  # `zynd deploy --image <ref>` asks for a prebuilt image; noted, not used
+
+
+MAX_IMAGE_REF = 200
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,9 @@ class Accepted:
     id: str
     slug: str
     status: str
-    runtime: str
+    runtime: str  # detected from the bundle at upload
     url: str | None
+    image: str | None = None  # the built image ref; None until the building stage has made it
 
 
 def parse_env(raw: str | None) -> dict[str, str]:
@@ -137,10 +143,20 @@ def public_url(settings: Settings, slug: str) -> str | None:
     return f"{settings.public_scheme}://{slug}.{settings.wildcard_domain}"
 
 
-def _insert(engine: Engine, row: Mapping[str, object], settings: Settings, now: datetime) -> None:
+def _queued_lines(row: Mapping[str, object], image: str | None) -> list[str]:
+    lines = [f"status: queued — {row['runtime']} {row['entity_type']} uploaded"]
+    if image:
+        lines.append(f"image {image[:MAX_IMAGE_REF]!r} was asked for; this deployer builds each deployment "
+                     "from its runtime base image, so the request is not used")  # fmt: skip
+    return lines
+
+
+def _insert(
+    engine: Engine, row: Mapping[str, object], settings: Settings, now: datetime, image: str | None = None
+) -> None:
     with admitting(engine, settings.max_active) as conn:
         conn.execute(insert(_deployment).values(**row))
-        append_system(conn, str(row["id"]), f"status: queued — {row['runtime']} {row['entity_type']} uploaded", now=now)
+        append_system(conn, str(row["id"]), *_queued_lines(row, image), now=now)
 
 
 def accept_upload(
@@ -160,7 +176,7 @@ def accept_upload(
     row = {
         "id": deployment_id, "name": info.name, "slug": slug, "entity_type": info.entity_type,
         "runtime": info.runtime, "status": str(Status.QUEUED), "host_url": public_url(settings, slug),
-        "registry_url": settings.registry_url or None, "env": env,
+        "registry_url": registry_or_default(settings.registry_url), "env": env,
         "public_key_b64": keypair.public_key if keypair else None,
         "memory_mb": settings.container_mem_mb, "cpu_millis": settings.container_cpu_millis,
         "restart_count": 0, "log_seq": 0, "created_at": at, "updated_at": at,
@@ -173,7 +189,7 @@ def accept_upload(
         if keypair is not None:
             written.append(keypair_path(settings, deployment_id))
             write_encrypted(master_key, upload.keypair or b"", written[-1])
-        _insert(engine, row, settings, at)
+        _insert(engine, row, settings, at, (upload.image or "").strip() or None)
     except IntegrityError:
         _unlink(written)
         raise SlugTaken(f"slug {slug} is taken; try again or choose another name") from None

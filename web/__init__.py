@@ -25,6 +25,7 @@ from traces.recorder import Recorder, recorder_for
 from traces.watchers import event_watcher, install_flask, install_logging, install_sqlalchemy
 from traces.wiring import chain
 from web.hub import Hub
+from web.pathtoken import PathToken, mask_server_logs
 from web.streams import Timing
 
 Kick = Callable[[str], None]  # asks the workers to run a named task now (e.g. "drain_queue")
@@ -123,6 +124,9 @@ def create_app(
         install_flask(app, recorder)
         install_sqlalchemy(engine, recorder)
         install_logging(recorder)
+    # Outermost, so the token is off the path before anything routes, records or logs it.
+    app.wsgi_app = PathToken(app.wsgi_app)  # type: ignore[method-assign]
+    mask_server_logs()
     errors.init_app(app)
     app.register_blueprint(api.bp)
     ws.init_app(app)

@@ -1,4 +1,5 @@
-"""The JSON API (DESIGN §10). Every route but /api/health needs `Authorization: Bearer <token>`."""
+"""The JSON API (DESIGN §10). Every route but /api/health and /api/openapi.json needs a token:
+`Authorization: Bearer <token>`, or the path prefix `/t/<token>` (`web.pathtoken`), or a dashboard session."""
 
 from __future__ import annotations
 
@@ -62,11 +63,12 @@ def create_deployment() -> tuple[Response, int]:
         name=request.form.get("name") or None,
         runtime=request.form.get("runtime") or None,
         env=parse_env(request.form.get("env")),
+        image=request.form.get("image") or None,
     )
     accepted = svc.deploy(upload)
     body: dict[str, Any] = {
         "id": accepted.id, "slug": accepted.slug, "status": accepted.status,
-        "runtime": accepted.runtime, "url": accepted.url,
+        "runtime": accepted.runtime, "image": accepted.image, "url": accepted.url,
     }  # fmt: skip
     return jsonify(body), 201
 

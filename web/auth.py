@@ -1,9 +1,10 @@
-"""Who is calling: an API token (`Authorization: Bearer`), or a dashboard session made from one.
+"""Who is calling: an API token (`Authorization: Bearer <token>`, or the same token as a path prefix
+`/t/<token>/…`, see `web.pathtoken`), or a dashboard session made from one.
 
 A session is a signed cookie holding the token's id and a CSRF secret. It authenticates reads
 (including EventSource, which cannot send headers); any other method made with it must also carry
-the CSRF secret, as a form field or an `X-CSRF-Token` header. Bearer calls need no CSRF: a browser
-never attaches that header on its own.
+the CSRF secret, as a form field or an `X-CSRF-Token` header. Token calls (header or path) need no
+CSRF: a browser never attaches that header on its own, and a page that knows the token needs no forgery.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from flask import g, request, session
 from deployer import tokens
 from deployer.errors import DeployerError, Unauthorized
 from web import services
+from web.pathtoken import ENVIRON_KEY
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 class CsrfRejected(DeployerError):
     status = 403
-    code = "csrf"
+    code = "CSRF"
 
 
 def bearer_token() -> str | None:
@@ -30,6 +32,18 @@ def bearer_token() -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def path_token() -> str | None:
+    """The token of a `/t/<token>/…` request, as `web.pathtoken.PathToken` took it off the path."""
+    token = request.environ.get(ENVIRON_KEY)
+    return token if isinstance(token, str) else None
+
+
+def presented_token() -> str | None:
+    """The token the caller sent itself (path prefix first, else the header); None for session callers."""
+    from_path = path_token()
+    return from_path if from_path is not None else bearer_token()
 
 
 def session_token() -> tokens.TokenInfo | None:
@@ -41,16 +55,16 @@ def session_token() -> tokens.TokenInfo | None:
 
 def authenticate() -> tokens.TokenInfo:
     """The caller's token, or Unauthorized; session callers of unsafe methods must pass the CSRF check."""
-    raw = bearer_token()
+    raw = presented_token()
     if raw is not None:
-        info = tokens.verify_token(services().engine, raw)
+        info = tokens.verify_token(services().engine, raw.strip())
         if info is None:
             raise Unauthorized("Invalid or revoked API token")
         g.token = info
         return info
     info = session_token()
     if info is None:
-        raise Unauthorized("Missing API token: send Authorization: Bearer <token>")
+        raise Unauthorized("Missing API token: send Authorization: Bearer <token>, or prefix the path with /t/<token>")
     if request.method not in SAFE_METHODS:
         check_csrf()
     g.token = info

@@ -1,4 +1,5 @@
 """The dashboard: server-rendered pages over the same domain functions as the API (DESIGN §10).
+A deployment's page is `/d/<id>`, as in the reference (`/deployments/<id>` redirects there).
 
 Pages need a session (log in with an API token); every form carries the session's CSRF token. Live
 parts (status, logs, samples) are fetched by `static/app.js` from the JSON API and its log stream,
@@ -20,7 +21,7 @@ from deployer.errors import InvalidUpload
 from deployer.states import Status
 from deployer.uploads import Upload, parse_env_lines
 from web import services
-from web.auth import check_csrf, csrf_token, log_in, log_out, session_token
+from web.auth import check_csrf, csrf_token, log_in, log_out, path_token, session_token
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")  # fmt: skip
@@ -99,7 +100,7 @@ def deployment_list() -> str:
                            csrf=csrf_token())  # fmt: skip
 
 
-@bp.get("/deployments/<deployment_id>")
+@bp.get("/d/<deployment_id>")
 @login_required
 def deployment_page(deployment_id: str) -> str:
     svc = services()
@@ -109,14 +110,22 @@ def deployment_page(deployment_id: str) -> str:
     return render_template("detail.html", d=row, steps=timeline(system), csrf=csrf_token(), card=card_of(row["status"]))
 
 
-@bp.post("/deployments/<deployment_id>/stop")
+@bp.get("/deployments/<deployment_id>")
+def old_deployment_page(deployment_id: str) -> Response:
+    """The page's former address; links to it keep working."""
+    return redirect(url_for("dashboard.deployment_page", deployment_id=deployment_id), 301)  # type: ignore[return-value]
+
+
+@bp.post("/deployments/<deployment_id>/stop")  # the former address
+@bp.post("/d/<deployment_id>/stop")
 @login_required
 def stop(deployment_id: str) -> Response:
     services().stop(deployment_id)
     return redirect(url_for("dashboard.deployment_page", deployment_id=deployment_id))  # type: ignore[return-value]
 
 
-@bp.post("/deployments/<deployment_id>/restart")
+@bp.post("/deployments/<deployment_id>/restart")  # the former address
+@bp.post("/d/<deployment_id>/restart")
 @login_required
 def restart(deployment_id: str) -> Response:
     services().restart(deployment_id)
@@ -141,5 +150,21 @@ def deploy() -> Any:
     return redirect(url_for("dashboard.deployment_page", deployment_id=accepted.id))
 
 
+def leave_token_links() -> Response | None:
+    """`/t/<token>/d/<id>` (the link `zynd deploy` prints) redirects to `/d/<id>`, signing nobody in:
+    a dashboard page is never served under a token path, and the token never reaches a page, a
+    `Referer` or the browser's history of pages. Any `/t/<token>/<page>` does the same."""
+    if path_token() is None or request.path.startswith(("/api/", "/ws/")) or request.path in ("/api", "/ws"):
+        return None
+    target = request.script_root + "/" + request.path.lstrip("/")  # never `//host`: that would leave the site
+    if request.query_string:
+        target += "?" + request.query_string.decode("latin-1")
+    resp = redirect(target, 302)
+    resp.headers["Referrer-Policy"] = "no-referrer"
+    resp.headers["Cache-Control"] = "no-store"
+    return resp  # type: ignore[return-value]
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(leave_token_links)
     app.register_blueprint(bp)

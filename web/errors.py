@@ -1,9 +1,11 @@
-"""The one place where errors become HTTP: `{"error": {"code", "message"}}` for the API and the
-WebSocket upgrade, a friendly page for the dashboard; never a stack trace to the user."""
+"""The one place where errors become HTTP: `{"error": "<readable message>", "code": "<CODE>"}` for the
+API and the WebSocket upgrade (DESIGN §10: `error` is the string the real `zynd deploy` prints, `code`
+is for machines), a friendly page for the dashboard; never a stack trace to the user."""
 
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
@@ -13,8 +15,13 @@ from deployer.errors import DeployerError
 log = logging.getLogger(__name__)
 
 
+def error_body(code: str, message: str) -> dict[str, str]:
+    """The API's error shape; codes are UPPER_SNAKE_CASE whatever the raiser spelled."""
+    return {"error": message, "code": code.upper()}
+
+
 def error_response(status: int, code: str, message: str) -> Response:
-    resp = jsonify({"error": {"code": code, "message": message}})
+    resp = jsonify(error_body(code, message))
     resp.status_code = status
     return resp
 
@@ -41,14 +48,14 @@ def _deployer_error(exc: DeployerError) -> Response:
 
 def _http_error(exc: HTTPException) -> Response:
     if exc.code == 413:
-        return _reply(413, "too_large", "Request body is larger than the upload limit", "Too large")
-    code = (exc.name or "error").lower().replace(" ", "_")
+        return _reply(413, "TOO_LARGE", "Request body is larger than the upload limit", "Too large")
+    code = re.sub(r"[^A-Z0-9]+", "_", (exc.name or "error").upper().replace("'", "")).strip("_")
     return _reply(exc.code or 500, code, exc.description or exc.name or "error", exc.name or "Error")
 
 
 def _unexpected(exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.path)
-    return _reply(500, "internal", "Internal error; the operator's log has the details", "Something went wrong")
+    return _reply(500, "INTERNAL", "Internal error; the operator's log has the details", "Something went wrong")
 
 
 def init_app(app: Flask) -> None:

@@ -5,10 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from deployer.settings import Settings
 from web import create_app
+from web.pathtoken import mask_logger
+
+
+class MaskingLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger with path tokens masked in every line, access and error alike. The access
+    line is built from `environ["RAW_URI"]`, which `web.pathtoken.PathToken` masks in place; this also
+    covers the lines gunicorn writes from its own copy of the request (bad requests, errors)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        mask_logger(self.error_log)
+        mask_logger(self.access_log)
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -39,6 +52,7 @@ def gunicorn_options(*, host: str, port: int, workers: int, threads: int) -> dic
         "graceful_timeout": 10,
         "keepalive": 5,
         "accesslog": "-",
+        "logger_class": "web.server.MaskingLogger",  # no path token in any log line
     }
 
 

@@ -2,7 +2,7 @@
 
 Frames are JSON `{type: hello|log|ready|status|done|error, …}`; the server pings every 25 s and
 answers a client's `{"type": "ping"}` (or plain `ping`) with `{"type": "pong"}`. Authentication
-happens before the upgrade (a bearer token, or the dashboard session from the same origin), so a
+happens before the upgrade (a bearer or path token, or the dashboard session from the same origin), so a
 refused client gets a plain 401/403 instead of a socket.
 """
 
@@ -18,7 +18,7 @@ from flask_sock import ConnectionClosed, Sock
 from deployer import deployments
 from deployer.errors import DeployerError
 from web import services
-from web.auth import CsrfRejected, authenticate, bearer_token
+from web.auth import CsrfRejected, authenticate, presented_token
 from web.streams import DbSource, LogStream, ws_frame
 
 WS_PREFIX = "/ws/"
@@ -33,7 +33,7 @@ def _same_origin() -> bool:
 def _before_upgrade() -> None:
     if not request.path.startswith(WS_PREFIX):
         return
-    if bearer_token() is None and not _same_origin():
+    if presented_token() is None and not _same_origin():
         raise CsrfRejected("WebSocket from another origin")  # cross-site WebSocket hijacking
     authenticate()
 

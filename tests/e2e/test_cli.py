@@ -88,7 +88,11 @@ def test_a_user_deploys_lists_inspects_and_stops_a_sample_from_the_cli(env: dict
     fields = dict(line.split(":", 1) for line in deployed.stdout.strip().splitlines())
     dep_id, slug = fields["id"].strip(), fields["slug"].strip()
     assert fields["status"].strip() == "queued" and slug.startswith("echo-agent-")
+    assert fields["page"].strip() == f"{server}/d/{dep_id}"
     assert "uploading" in deployed.stderr
+
+    path_scoped = {k: v for k, v in env.items() if k != "DEPLOYER_TOKEN"} | {"DEPLOYER_URL": f"{server}/t/{token}"}
+    assert dep_id in cli(path_scoped, "ls").stdout  # the token as a path prefix, no header
 
     listed = cli(env, "ls").stdout
     assert dep_id in listed and "queued" in listed

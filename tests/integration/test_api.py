@@ -16,6 +16,7 @@ from deployer.models import Deployment
 from deployer.secrets import ensure_master_key, read_encrypted
 from deployer.settings import Settings, load_settings
 from tests.conftest import LiveServer
+from tests.http import error_of
 from tests.stack import Api
 from tests.zips import KEYPAIR, PRIVATE_KEY, agent_zip, make_zip, zip_folder
 
@@ -65,13 +66,12 @@ def test_every_api_route_but_health_refuses_a_missing_or_bad_token(
 ) -> None:
     headers = {} if header is None else {"Authorization": header}
     resp = requests.request(method, f"{api.url}{path}", headers=headers, timeout=10)
-    assert resp.status_code == 401
-    assert resp.json()["error"]["code"] == "unauthorized"
+    error_of(resp, 401, "UNAUTHORIZED")
 
 
 def test_a_revoked_token_is_refused(api: Api, engine: Engine) -> None:
     tokens.revoke_token(engine, "tests")
-    assert api.get("/api/deployments").status_code == 401
+    error_of(api.get("/api/deployments"), 401, "UNAUTHORIZED")
 
 
 def test_uploading_a_zynd_python_agent_queues_it_with_encrypted_files(
@@ -82,8 +82,8 @@ def test_uploading_a_zynd_python_agent_queues_it_with_encrypted_files(
     resp = api.upload(bundle, keypair)
     assert resp.status_code == 201, resp.text
     body = resp.json()
-    assert set(body) == {"id", "slug", "status", "runtime", "url"}
-    assert body["status"] == "queued" and body["runtime"] == "python"
+    assert set(body) == {"id", "slug", "status", "runtime", "image", "url"}
+    assert body["status"] == "queued" and body["runtime"] == "python" and body["image"] is None
     assert body["slug"].startswith("echo-agent-") and len(body["slug"]) == len("echo-agent-") + 6
     assert body["url"] == f"https://{body['slug']}.apps.test"
     assert kicks == ["drain_queue"]
@@ -118,7 +118,7 @@ def test_the_private_key_never_appears_in_any_response(api: Api) -> None:
         api.get(f"/api/deployments/{created['id']}").text,
         api.get(f"/api/deployments/{created['id']}/logs").text,
     ]  # fmt: skip
-    assert bad.status_code == 400
+    assert PRIVATE_KEY not in error_of(bad, 400, "INVALID_UPLOAD")
     for text in responses:
         assert PRIVATE_KEY not in text
 
@@ -138,6 +138,14 @@ HOSTILE: list[tuple[str, Callable[[], bytes], bytes | None, dict[str, str], int,
     ("npm token", lambda: agent_zip(**{".npmrc": "//r/:_authToken=x"}), KEYPAIR, {}, 400, "auth token"),
     ("workspace spec", lambda: make_zip({"agent.config.json": '{"name":"abc"}', "agent.js": "",
      "package.json": '{"dependencies":{"a":"workspace:*"}}'}), KEYPAIR, {}, 400, "workspace:"),
+    ("keypair in the project", lambda: agent_zip(**{"keypair.json": KEYPAIR}), KEYPAIR, {}, 400,
+     "keypair.json is a keypair inside the project; the keypair belongs in the keypair.json upload field"),
+    ("nested keypair, odd case", lambda: agent_zip(**{"keys/Agent/KeyPair.Json": KEYPAIR}), KEYPAIR, {}, 400,
+     "keys/Agent/KeyPair.Json is a keypair inside the project"),
+    ("keypair only in the project", lambda: agent_zip(**{"KEYPAIR.JSON": KEYPAIR}), None, {}, 400,
+     "upload field, not in the project"),
+    ("json with a private_key", lambda: agent_zip(**{".agent/config.json": '{"private_key": "' + PRIVATE_KEY + '"}'}),
+     KEYPAIR, {}, 400, ".agent/config.json holds a private_key; the keypair belongs in the keypair.json upload field"),
     ("no keypair", lambda: agent_zip(), None, {}, 400, "keypair.json is required"),
     ("bad keypair", lambda: agent_zip(), b'{"public_key": 1}', {}, 400, "public_key"),
     ("both configs", lambda: agent_zip(**{"service.config.json": '{"name":"x"}'}), KEYPAIR, {}, 400,
@@ -174,8 +182,8 @@ def test_a_hostile_upload_is_refused_clearly_and_leaves_nothing_behind(
     api = Api(server.url, tokens.create_token(engine, "t")[1])
     scratch_before = upload_scratch_dirs()
     resp = api.upload(bundle(), keypair, **form)
-    assert resp.status_code == status, resp.text
-    assert problem in resp.json()["error"]["message"]
+    assert problem in error_of(resp, status, "INVALID_UPLOAD" if status == 400 else "TOO_LARGE")
+    assert PRIVATE_KEY not in resp.text
     assert rows(engine) == 0
     assert stored_files(small_limits) == []
     assert upload_scratch_dirs() == scratch_before
@@ -183,7 +191,7 @@ def test_a_hostile_upload_is_refused_clearly_and_leaves_nothing_behind(
 
 def test_a_missing_bundle_field_is_a_400(api: Api) -> None:
     resp = api.s.post(f"{api.url}/api/deployments", data={"name": "x"}, timeout=10)
-    assert resp.status_code == 400 and "project.zip is required" in resp.json()["error"]["message"]
+    assert "project.zip is required" in error_of(resp, 400, "INVALID_UPLOAD")
 
 
 def test_a_zip_over_the_upload_limit_is_a_413(
@@ -194,9 +202,8 @@ def test_a_zip_over_the_upload_limit_is_a_413(
 
     big = make_zip({"agent.config.json": '{"name":"abc"}', "agent.py": "", "blob": os.urandom(1_200_000)})
     resp = api.upload(big)
-    assert resp.status_code == 413 and resp.json()["error"]["code"] == "too_large"
-    huge = api.upload(os.urandom(6 * 1024 * 1024))
-    assert huge.status_code == 413 and huge.json()["error"]["code"] == "too_large"
+    error_of(resp, 413, "TOO_LARGE")
+    error_of(api.upload(os.urandom(6 * 1024 * 1024)), 413, "TOO_LARGE")
     assert rows(engine) == 0 and stored_files(small_limits) == []
 
 
@@ -207,7 +214,7 @@ def test_a_taken_slug_is_a_409_and_keeps_no_files(
     api = Api(server.url, tokens.create_token(engine, "t")[1])
     assert api.upload(agent_zip("Same Name")).status_code == 201
     resp = api.upload(agent_zip("Same Name"))
-    assert resp.status_code == 409 and "same-name-abcdef" in resp.json()["error"]["message"]
+    assert "same-name-abcdef" in error_of(resp, 409, "SLUG_TAKEN")
     assert rows(engine) == 1 and len(stored_files(settings)) == 2
 
 
@@ -219,7 +226,7 @@ def test_uploads_past_capacity_are_a_503(
     first = api.upload(agent_zip("one"))
     assert api.upload(agent_zip("two")).status_code == 201
     resp = api.upload(agent_zip("three"))
-    assert resp.status_code == 503 and "2 of 2" in resp.json()["error"]["message"]
+    assert "2 of 2" in error_of(resp, 503, "AT_CAPACITY")
     assert rows(engine) == 2 and len(stored_files(settings)) == 4
     api.post(f"/api/deployments/{first.json()['id']}/stop")
     assert api.upload(agent_zip("three")).status_code == 201
@@ -235,7 +242,7 @@ def test_listing_pages_and_filters_newest_first(api: Api) -> None:
     for params, problem in [({"status": "bogus"}, "status must be one of"), ({"limit": 0}, "limit must be"),
                             ({"limit": "x"}, "limit must be an integer"), ({"offset": -1}, "offset")]:  # fmt: skip
         resp = api.get("/api/deployments", **params)
-        assert resp.status_code == 400 and problem in resp.json()["error"]["message"]
+        assert problem in error_of(resp, 400, "INVALID_REQUEST")
 
 
 def test_a_deployment_view_has_no_paths_env_values_or_secrets(api: Api) -> None:
@@ -248,7 +255,7 @@ def test_a_deployment_view_has_no_paths_env_values_or_secrets(api: Api) -> None:
 def test_unknown_deployments_are_404(api: Api) -> None:
     for resp in (api.get("/api/deployments/nope"), api.post("/api/deployments/nope/stop"),
                  api.get("/api/deployments/nope/logs")):  # fmt: skip
-        assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"
+        error_of(resp, 404, "NOT_FOUND")
 
 
 def test_stop_and_delete_mark_stopped_idempotently_and_log_it(api: Api, kicks: list[str]) -> None:

@@ -64,7 +64,7 @@ def test_a_user_deploys_watches_and_stops_a_sample_in_the_browser(stack: Stack, 
     page.screenshot(path=str(SHOTS / "deploy.png"), full_page=True)
     page.click("#deploy-button")
 
-    page.wait_for_url("**/deployments/*", timeout=30_000)
+    page.wait_for_url("**/d/*", timeout=30_000)
     status = page.locator("#status")
     expect(status).to_have_text("running", timeout=180_000)  # no reload: the stream moved it
     log = page.locator("#log")

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from deployer import tokens
 from deployer.settings import Settings
 from tests.conftest import LiveServer, make_deployment_row
+from tests.http import error_of
 
 
 @pytest.fixture
@@ -59,10 +60,10 @@ def test_stop_without_the_csrf_token_is_refused_and_with_it_works(
     dep = make_deployment_row(engine, status="running")
     s, csrf = logged_in(server, token)
     assert s.post(f"{server.url}/deployments/{dep}/stop", timeout=10).status_code == 403
-    assert s.post(f"{server.url}/api/deployments/{dep}/stop", timeout=10).status_code == 403  # session + JSON API too
+    error_of(s.post(f"{server.url}/api/deployments/{dep}/stop", timeout=10), 403, "CSRF")  # session + JSON API too
     assert s.get(f"{server.url}/api/deployments/{dep}", timeout=10).json()["status"] == "running"
     resp = s.post(f"{server.url}/deployments/{dep}/stop", data={"csrf_token": csrf}, timeout=10)
-    assert resp.status_code == 200 and resp.url.endswith(f"/deployments/{dep}")
+    assert resp.status_code == 200 and resp.url.endswith(f"/d/{dep}")
     assert s.get(f"{server.url}/api/deployments/{dep}", timeout=10).json()["status"] == "stopped"
 
 
@@ -70,7 +71,7 @@ def test_user_supplied_strings_are_escaped(server: LiveServer, token: str, engin
     dep = make_deployment_row(engine, name="<script>alert(1)</script>", status="failed",
                               error_message='<img src=x onerror="alert(2)">')  # fmt: skip
     s, _ = logged_in(server, token)
-    for page in (f"/deployments/{dep}", "/deployments"):
+    for page in (f"/d/{dep}", "/deployments"):
         html = s.get(f"{server.url}{page}", timeout=10).text
         assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
         assert "<img src=x" not in html
@@ -78,17 +79,17 @@ def test_user_supplied_strings_are_escaped(server: LiveServer, token: str, engin
 
 def test_dashboard_errors_are_pages_and_api_errors_are_json(server: LiveServer, token: str) -> None:
     s, _ = logged_in(server, token)
-    page = s.get(f"{server.url}/deployments/does-not-exist", timeout=10)
+    page = s.get(f"{server.url}/d/does-not-exist", timeout=10)
     assert page.status_code == 404 and page.headers["Content-Type"].startswith("text/html")
     assert "not found" in page.text and "Traceback" not in page.text
     api = s.get(f"{server.url}/api/deployments/does-not-exist", timeout=10)
-    assert api.status_code == 404 and api.json()["error"]["code"] == "not_found"
+    error_of(api, 404, "NOT_FOUND")
 
 
 def test_logout_ends_the_session(server: LiveServer, token: str) -> None:
     s, csrf = logged_in(server, token)
     s.post(f"{server.url}/logout", data={"csrf_token": csrf}, timeout=10)
-    assert s.get(f"{server.url}/api/stats", timeout=10).status_code == 401
+    error_of(s.get(f"{server.url}/api/stats", timeout=10), 401, "UNAUTHORIZED")
 
 
 def test_stats_metrics_and_images_answer_with_their_shapes(server: LiveServer, token: str, engine: Engine) -> None:
@@ -98,7 +99,7 @@ def test_stats_metrics_and_images_answer_with_their_shapes(server: LiveServer, t
     assert stats["active"] == 1 and stats["memory"]["reserved_mb"] == 512 and stats["containers"][0]["id"] == dep
     assert requests.get(f"{server.url}/api/deployments/{dep}/metrics", headers=h, timeout=10).json() == {"samples": []}
     bad = requests.get(f"{server.url}/api/deployments/{dep}/metrics?since=yesterday", headers=h, timeout=10)
-    assert bad.status_code == 400 and "since" in bad.json()["error"]["message"]
+    assert "since" in error_of(bad, 400, "INVALID_REQUEST")
     assert requests.get(f"{server.url}/api/images", headers=h, timeout=10).json()["images"][0]["tags"] == ["x"]
 
 

@@ -22,6 +22,7 @@ from deployer.settings import Settings, load_settings
 from deployer.states import Status
 from deployer.transitions import transition
 from tests.conftest import LiveServer, make_deployment_row
+from tests.http import error_of
 from tests.stack import wait_for
 from web.hub import Hub
 from web.streams import Timing
@@ -186,13 +187,13 @@ def test_websocket_refuses_a_missing_token_or_a_foreign_origin_before_the_upgrad
                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}  # fmt: skip
     url = f"{server.url}/ws/deployments/{writer.dep}/logs"
     with requests.get(url, headers=upgrade, timeout=10) as resp:
-        assert resp.status_code == 401 and resp.json()["error"]["code"] == "unauthorized"
+        error_of(resp, 401, "UNAUTHORIZED")
     session = requests.Session()  # a logged-in browser on a page of another site
     with session.get(f"{server.url}/login", timeout=10) as page:
         csrf = page.text.split('name="csrf_token" value="')[1].split('"')[0]
     session.post(f"{server.url}/login", data={"token": token, "csrf_token": csrf}, timeout=10).close()
     with session.get(url, headers={**upgrade, "Origin": "http://evil.example"}, timeout=10) as resp:
-        assert resp.status_code == 403 and resp.json()["error"]["code"] == "csrf"
+        error_of(resp, 403, "CSRF")
 
 
 def test_one_redis_subscriber_serves_every_stream_of_a_process(

@@ -20,3 +20,12 @@ def test_packing_skips_vcs_envs_caches_keypair_and_ignored_patterns(tmp_path: Pa
     names = sorted(zipfile.ZipFile(io.BytesIO(packed.data)).namelist())
     assert names == ["agent.py", "lib/util.py"]
     assert "keypair.json" in packed.skipped and "link" in packed.skipped and "data/" in packed.skipped
+
+
+def test_a_keypair_in_any_case_and_any_folder_is_never_packed(tmp_path: Path) -> None:
+    for rel in ("KeyPair.JSON", "keys/agent/keypair.json", "agent.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("{}")
+    packed = pack_folder(tmp_path)
+    assert packed.files == ["agent.py"]
+    assert {"KeyPair.JSON", "keys/agent/keypair.json"} <= set(packed.skipped)

@@ -16,11 +16,16 @@ function el(tag, attrs, text) {
   return node;
 }
 
+// API errors are {"error": "<readable message>", "code": "<CODE>"}.
+function errorMessage(body, status) {
+  return (body && typeof body.error === "string" && body.error) || `request failed (HTTP ${status})`;
+}
+
 async function api(path, options) {
   const resp = await fetch(path, Object.assign({ credentials: "same-origin",
     headers: { "X-CSRF-Token": csrf, Accept: "application/json" } }, options || {}));
   const body = await resp.json().catch(() => ({}));
-  if (!resp.ok) throw new Error((body.error && body.error.message) || resp.statusText);
+  if (!resp.ok) throw new Error(errorMessage(body, resp.status));
   return body;
 }
 
@@ -54,7 +59,7 @@ function listPage() {
   function rowFor(d) {
     const tr = el("tr", { "data-id": d.id });
     const name = el("td");
-    name.append(el("a", { href: "/deployments/" + encodeURIComponent(d.id) }, d.name), el("div", { class: "muted small" }, d.slug));
+    name.append(el("a", { href: "/d/" + encodeURIComponent(d.id) }, d.name), el("div", { class: "muted small" }, d.slug));
     const st = el("td");
     st.append(el("span", { class: "badge", "data-status": "" }));
     const url = el("td");
@@ -283,8 +288,33 @@ function envJson(text) {
   return JSON.stringify(env);
 }
 
+// A keypair found in a chosen folder never goes into the zip (it would end up in the image): the
+// shallowest one is sent as the keypair field instead, unless a keypair file was chosen explicitly.
+const KEYPAIR_FILE = /(^|\/)keypair\.json$/i;
+const pathOf = (file) => file.webkitRelativePath || file.name;
+const isKeypair = (file) => KEYPAIR_FILE.test(pathOf(file));
+function splitKeypairs(files) {
+  const all = Array.from(files);
+  const keypairs = all.filter(isKeypair).sort((a, b) => pathOf(a).split("/").length - pathOf(b).split("/").length);
+  return { project: all.filter((f) => !isKeypair(f)), keypair: keypairs[0] || null, count: keypairs.length };
+}
+
 function deployPage() {
   const form = document.getElementById("deploy-form");
+  const folderInput = document.getElementById("folder");
+  const keypairInput = document.getElementById("keypair");
+  const keypairNote = document.getElementById("keypair-note");
+  function showKeypairNote() {
+    const { keypair, count } = splitKeypairs(folderInput.files);
+    keypairNote.hidden = !keypair;
+    if (!keypair) return;
+    const others = count > 1 ? ` (${count - 1} more left out of the zip too)` : "";
+    keypairNote.textContent = keypairInput.files.length
+      ? `${pathOf(keypair)} is left out of the zip; the keypair file you chose is sent${others}.`
+      : `${pathOf(keypair)} is sent as the keypair, not inside the zip${others}.`;
+  }
+  folderInput.addEventListener("change", showKeypairNote);
+  keypairInput.addEventListener("change", showKeypairNote);
   const errorBox = document.getElementById("deploy-error");
   const progress = document.getElementById("progress");
   const progressText = document.getElementById("progress-text");
@@ -296,15 +326,19 @@ function deployPage() {
     ev.preventDefault();
     errorBox.hidden = true;
     const zip = document.getElementById("zip").files[0];
-    const folder = document.getElementById("folder").files;
-    let bundle;
+    const folder = folderInput.files;
+    let bundle, found = null;
     try {
       if (zip) bundle = zip;
-      else if (folder.length) { progressText.textContent = "zipping the folder…"; bundle = await zipFolder(folder); }
-      else return fail("Choose a project zip or a folder to deploy.");
+      else if (folder.length) {
+        progressText.textContent = "zipping the folder…";
+        const split = splitKeypairs(folder);
+        found = split.keypair;
+        bundle = await zipFolder(split.project);
+      } else return fail("Choose a project zip or a folder to deploy.");
       const body = new FormData();
       body.append("project.zip", bundle, "project.zip");
-      const keypair = document.getElementById("keypair").files[0];
+      const keypair = keypairInput.files[0] || found;
       if (keypair) body.append("keypair.json", keypair, "keypair.json");
       const name = document.getElementById("name").value.trim();
       if (name) body.append("name", name);
@@ -324,8 +358,8 @@ function deployPage() {
       xhr.onload = () => {
         let data = {};
         try { data = JSON.parse(xhr.responseText); } catch (e) { /* not JSON */ }
-        if (xhr.status === 201) { window.location = "/deployments/" + encodeURIComponent(data.id); return; }
-        fail((data.error && data.error.message) || `upload failed (${xhr.status})`);
+        if (xhr.status === 201) { window.location = "/d/" + encodeURIComponent(data.id); return; }
+        fail(errorMessage(data, xhr.status));
       };
       xhr.onerror = () => fail("upload failed: the server could not be reached");
       xhr.send(body);
