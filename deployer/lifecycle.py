@@ -30,7 +30,7 @@ from deployer.errors import DeployerError
 from deployer.health import wait_healthy
 from deployer.loglines import append_system
 from deployer.models import Deployment
-from deployer.secrets import read_encrypted
+from deployer.secrets import open_env, read_encrypted
 from deployer.states import PIPELINE, Status
 from deployer.teardown import stop_teardown
 from deployer.transitions import transition
@@ -232,7 +232,8 @@ def starting(ctx: Context, deployment_id: str, token: str) -> bool:
     containers.ensure_network(ctx.docker, ctx.installation, s.data_root / "network.lock")
     url = entity_url(slug=row["slug"], port=row["port"], domain=s.wildcard_domain, scheme=s.public_scheme,
                      skip_caddy=s.skip_caddy)  # fmt: skip
-    env = render_env(row["env"] or {}, entity_type=row["entity_type"], registry_url=s.registry_url, url=url,
+    user_env = open_env(ctx.master_key, row["env"] or {})
+    env = render_env(user_env, entity_type=row["entity_type"], registry_url=s.registry_url, url=url,
                      has_keypair=keypair is not None)  # fmt: skip
     limits = containers.Limits(row["memory_mb"], row["cpu_millis"], s.container_tmpfs_mb, s.container_pids_limit,
                                s.container_log_max_mb)  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,3 +75,17 @@ def write_encrypted(key: MasterKey, data: bytes, path: Path) -> None:
 def read_encrypted(key: MasterKey, path: Path) -> bytes:
     return key.decrypt(path.read_bytes())
 
+
+
+SEALED = "age:"  # prefix of an env value stored encrypted
+
+
+def seal_env(key: MasterKey, env: dict[str, str]) -> dict[str, str]:
+    """The user's env values encrypted at rest like the bundle (names stay readable: the API lists them)."""
+    return {k: SEALED + base64.b64encode(key.encrypt(v.encode())).decode() for k, v in env.items()}
+
+
+def open_env(key: MasterKey, stored: dict[str, str]) -> dict[str, str]:
+    """The env values as given; a value stored before sealing existed is taken as it is."""
+    return {k: key.decrypt(base64.b64decode(v[len(SEALED) :])).decode() if v.startswith(SEALED) else v
+            for k, v in stored.items()}  # fmt: skip

@@ -29,7 +29,7 @@ from deployer.errors import InvalidUpload, SlugTaken, UploadTooLarge
 from deployer.keypair import Keypair, parse_keypair
 from deployer.loglines import append_system
 from deployer.models import Deployment, utcnow
-from deployer.secrets import MasterKey, write_encrypted
+from deployer.secrets import MasterKey, seal_env, write_encrypted
 from deployer.settings import Settings
 from deployer.slug import make_slug
 from deployer.states import Status
@@ -169,7 +169,7 @@ def accept_upload(
     slug_suffix: Callable[[int], str] = secrets.token_hex,
 ) -> Accepted:
     info, keypair = inspect_upload(upload, settings)
-    env = check_env(upload.env)
+    env = seal_env(master_key, check_env(upload.env))
     deployment_id = str(uuid.uuid4())
     slug = make_slug(info.name, slug_suffix)
     at = now()

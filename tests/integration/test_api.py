@@ -252,6 +252,20 @@ def test_a_deployment_view_has_no_paths_env_values_or_secrets(api: Api) -> None:
     assert "sk-very-secret" not in view.text and ".age" not in view.text and "/data" not in view.text
 
 
+def test_env_values_are_stored_encrypted_and_open_with_the_master_key(api: Api, engine: Engine,
+                                                                      settings: Settings) -> None:  # fmt: skip
+    from deployer.models import Deployment
+    from deployer.secrets import load_master_key, open_env
+
+    created = api.upload(agent_zip(), env=json.dumps({"OPENAI_API_KEY": "sk-very-secret", "MODE": "x"})).json()
+    table = Deployment.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        stored = conn.execute(select(table.c.env).where(table.c.id == created["id"])).scalar_one()
+    assert set(stored) == {"OPENAI_API_KEY", "MODE"} and "sk-very-secret" not in json.dumps(stored)
+    key = load_master_key(settings.age_identity_path)
+    assert open_env(key, stored) == {"OPENAI_API_KEY": "sk-very-secret", "MODE": "x"}
+
+
 def test_unknown_deployments_are_404(api: Api) -> None:
     for resp in (api.get("/api/deployments/nope"), api.post("/api/deployments/nope/stop"),
                  api.get("/api/deployments/nope/logs")):  # fmt: skip
