@@ -13,6 +13,7 @@ from cli.client import ApiClient, has_path_token
 from deployer import tokens
 from deployer.db import make_engine, upgrade
 from deployer.errors import DeployerError
+from deployer.localkeys import private_data_root
 from deployer.packing import pack_folder
 from deployer.secrets import ensure_master_key
 from deployer.settings import Settings, load_settings
@@ -141,7 +142,8 @@ def serve(ctx: click.Context, host: str, port: int, workers: int | None, threads
 
 
 def prepare(settings: Settings) -> None:
-    """What a first start needs: the schema and the master key."""
+    """What a first start needs: a private data root, the schema and the master key."""
+    private_data_root(settings)
     upgrade(make_engine(settings.database_url))
     ensure_master_key(settings.age_identity_path)
 

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from deployer.caddy import CaddyAdmin
 from deployer.db import make_engine
 from deployer.events import Publisher, publisher_for
-from deployer.localkeys import installation_id
+from deployer.localkeys import installation_id, private_data_root
 from deployer.models import utcnow
 from deployer.secrets import MasterKey, ensure_master_key
 from deployer.settings import Settings
@@ -47,6 +47,7 @@ def build_context(settings: Settings, **overrides: Any) -> Context:
     if publisher is not None:
         overrides.setdefault("on_transition", publisher.status)
         overrides.setdefault("publisher", publisher)
+    private_data_root(settings)
     parts: dict[str, Any] = {
         "settings": settings,
         "engine": overrides.pop("engine", None) or make_engine(settings.database_url),

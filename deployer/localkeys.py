@@ -45,3 +45,12 @@ def installation_id(settings: Settings) -> str:
     return settings.installation_id or ensure_local_value(
         settings.data_root / "installation-id", lambda: secrets.token_hex(6)
     )
+
+
+def private_data_root(settings: Settings) -> Path:
+    """The data root, made (or narrowed to) mode 700: it holds bundles, keys and decrypted keypairs."""
+    root = settings.data_root
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if root.stat().st_mode & 0o077:
+        root.chmod(0o700)
+    return root

@@ -89,10 +89,11 @@ def create_app(
     stream_timing: Timing | None = None,
     recorder: Recorder | None = None,
 ) -> Flask:
-    from deployer.localkeys import session_key
+    from deployer.localkeys import private_data_root, session_key
     from web import api, dashboard, errors, ws
 
     settings = settings or load_settings()
+    private_data_root(settings)
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=session_key(settings),

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from deployer.errors import ConfigError
-from deployer.localkeys import ensure_local_value, installation_id, session_key
+from deployer.localkeys import ensure_local_value, installation_id, private_data_root, session_key
 from deployer.settings import env_example, env_fields, load_settings
 
 
@@ -91,3 +91,10 @@ def test_env_example_in_the_repo_lists_every_variable_with_its_default() -> None
     assert committed == env_example(), "regenerate with: python -m deployer.settings > .env.example"
     for f in env_fields():
         assert f"\n{f.metadata['env']}=" in committed
+
+
+def test_the_data_root_is_made_private_and_a_loose_one_is_narrowed(tmp_path: Path) -> None:
+    s = load_settings({"DEPLOYER_DATA_ROOT": str(tmp_path / "root")})
+    assert private_data_root(s).stat().st_mode & 0o777 == 0o700
+    (tmp_path / "root").chmod(0o755)
+    assert private_data_root(s).stat().st_mode & 0o777 == 0o700
