@@ -12,9 +12,9 @@ from deployer import capacity, deployments, readiness
 from deployer.errors import InvalidRequest, InvalidUpload
 from deployer.uploads import Upload, parse_env
 from web import services
-from web.auth import authenticate
+from web.auth import authenticate, token_watch
 from web.openapi import spec
-from web.streams import DbSource, LogStream, sse_format
+from web.streams import DbSource, Event, LogStream, sse_format
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 PUBLIC_ENDPOINTS = {"api.health", "api.openapi"}
@@ -120,10 +120,15 @@ def stream_logs(deployment_id: str) -> Response:
     stream = LogStream(DbSource(svc.engine, deployment_id), after=None if after < 0 else after, sub=sub,
                        timing=svc.stream_timing)  # fmt: skip
 
+    watch = token_watch()
+
     def body() -> Iterator[str]:
         try:
             yield "retry: 2000\n\n"
             for event in stream.events():
+                if not watch.live():
+                    yield sse_format(Event("error", {"error": "The API token was revoked", "code": "UNAUTHORIZED"}))
+                    return
                 yield sse_format(event)
         finally:
             if sub is not None:

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 
 from flask import g, request, session
+from sqlalchemy import Engine
 
 from deployer import tokens
 from deployer.errors import DeployerError, Unauthorized
@@ -97,3 +100,24 @@ def log_in(raw_token: str) -> tokens.TokenInfo | None:
 
 def log_out() -> None:
     session.clear()
+
+
+class TokenWatch:
+    """Whether the token behind a long-lived stream is still live: a stream outlives the request that
+    authenticated it, so a revoked token must end it. Looked up at most every `every` seconds."""
+
+    def __init__(self, engine: Engine, token_id: int, *, every: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self.engine, self.token_id, self.every, self.clock = engine, token_id, every, clock
+        self._checked = clock()
+        self._live = True
+
+    def live(self) -> bool:
+        if self._live and self.clock() - self._checked >= self.every:
+            self._checked = self.clock()
+            self._live = tokens.live_token(self.engine, self.token_id) is not None
+        return self._live
+
+
+def token_watch() -> TokenWatch:
+    return TokenWatch(services().engine, g.token.id)

@@ -18,7 +18,7 @@ from flask_sock import ConnectionClosed, Sock
 from deployer import deployments
 from deployer.errors import DeployerError
 from web import services
-from web.auth import CsrfRejected, authenticate, presented_token
+from web.auth import CsrfRejected, authenticate, presented_token, token_watch
 from web.streams import DbSource, LogStream, ws_frame
 
 WS_PREFIX = "/ws/"
@@ -63,7 +63,12 @@ def logs(ws: object, deployment_id: str) -> None:
                        timing=replace(svc.stream_timing, keepalive=TICK))  # fmt: skip
     try:
         send(json.dumps({"type": "hello", "id": deployment_id, "status": row["status"], "after": after}))
+        watch = token_watch()
         for event in stream.events():
+            if not watch.live():
+                send(json.dumps({"type": "error", "error": "The API token was revoked", "code": "UNAUTHORIZED"}))
+                ws.close(1008, "token revoked")  # type: ignore[attr-defined]
+                return
             if event.type != "keepalive":
                 send(ws_frame(event))
             while (msg := ws.receive(timeout=0)) is not None:  # type: ignore[attr-defined]

@@ -235,3 +235,24 @@ def test_a_slow_subscriber_is_marked_and_cannot_stall_others(redis_url: str) -> 
         slow.close()
         fast.close()
         hub.stop()
+
+
+def test_open_streams_end_when_their_token_is_revoked(
+    server: LiveServer, token: str, writer: Writer, engine: Engine
+) -> None:
+    info = tokens.verify_token(engine, token)
+    assert info is not None
+    resp = sse(server, token, writer.dep)
+    ws = simple_websocket.Client.connect(ws_url(server, writer.dep), headers={"Authorization": f"Bearer {token}"})
+    events = sse_events(resp)
+    assert next(e for e, _, _ in events if e == "status") == "status"  # both streams are live
+    tokens.revoke_token(engine, str(info.id))
+    # the SSE stream sends its reason and ends (iteration stops: the server closed the response)
+    tail = [(e, d) for e, d, _ in events]
+    assert tail[-1] == ("error", {"error": "The API token was revoked", "code": "UNAUTHORIZED"})
+    frames = []
+    with contextlib.suppress(simple_websocket.ConnectionClosed):
+        while (raw := ws.receive(timeout=20)) is not None:
+            frames.append(json.loads(raw))
+    assert frames[-1] == {"type": "error", "error": "The API token was revoked", "code": "UNAUTHORIZED"}
+    resp.close()
