@@ -10,6 +10,7 @@ CSRF: a browser never attaches that header on its own, and a page that knows the
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -19,10 +20,12 @@ from sqlalchemy import Engine
 
 from deployer import tokens
 from deployer.errors import DeployerError, Unauthorized
+from traces.watchers import auth_event
 from web import services
 from web.pathtoken import ENVIRON_KEY
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+log = logging.getLogger(__name__)
 
 
 class CsrfRejected(DeployerError):
@@ -62,6 +65,7 @@ def authenticate() -> tokens.TokenInfo:
     if raw is not None:
         info = tokens.verify_token(services().engine, raw.strip())
         if info is None:
+            login_outcome(None, via="path" if path_token() is not None else "bearer")
             raise Unauthorized("Invalid or revoked API token")
         g.token = info
         return info
@@ -87,8 +91,16 @@ def check_csrf() -> None:
         raise CsrfRejected("Missing or wrong CSRF token; reload the page and try again")
 
 
+def login_outcome(info: tokens.TokenInfo | None, *, via: str) -> None:
+    """Failed logins are logged (never the token) and, with the `auth` trace watcher, recorded."""
+    if info is None:
+        log.warning("refused %s login from %s: unknown or revoked token", via, request.remote_addr)
+    auth_event(services().recorder, ok=info is not None, via=via, name=info.name if info else None)
+
+
 def log_in(raw_token: str) -> tokens.TokenInfo | None:
     info = tokens.verify_token(services().engine, raw_token.strip())
+    login_outcome(info, via="dashboard")
     if info is None:
         return None
     session.clear()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
+import pytest
 import requests
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
@@ -38,3 +40,17 @@ def test_a_session_forged_with_the_old_public_key_reads_and_changes_nothing(
     assert stop.status_code == 401
     key_file = settings.data_root / "session.key"
     assert key_file.stat().st_mode & 0o777 == 0o600 and OLD_PUBLIC_KEY not in key_file.read_text()
+
+
+def test_failed_logins_are_logged_without_the_token(
+    settings: Settings, engine: Engine, make_live_server: Callable[..., LiveServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    server = make_live_server(settings)
+    guess = "dpl_" + "a" * 40
+    with caplog.at_level(logging.WARNING, logger="web.auth"):
+        assert requests.get(f"{server.url}/api/deployments", headers={"Authorization": f"Bearer {guess}"},
+                            timeout=10).status_code == 401  # fmt: skip
+        assert requests.get(f"{server.url}/t/{guess}/api/deployments", timeout=10).status_code == 401
+    refused = [r.getMessage() for r in caplog.records if r.name == "web.auth"]
+    assert len(refused) == 2 and "bearer login" in refused[0] and "path login" in refused[1]
+    assert not any(guess in m for m in refused)
