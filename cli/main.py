@@ -339,18 +339,19 @@ def watch(ctx: click.Context) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", type=int, help="default: the port of DEPLOYER_URL when it is a local address, else 8000")
 @click.option("--skip-images", is_flag=True, help="Do not check or build the base images first")
 @click.option("--flower", is_flag=True, help="Also run Flower (Celery monitoring; needs the [flower] extra)")
 @click.option("--flower-port", default=5555, show_default=True, type=int)
 @click.pass_context
-def up(ctx: click.Context, host: str, port: int, skip_images: bool, flower: bool, flower_port: int) -> None:
+def up(ctx: click.Context, host: str, port: int | None, skip_images: bool, flower: bool, flower_port: int) -> None:
     """Everything for a single host: web, worker, beat, watcher (and Caddy if not running). Ctrl-C stops
     them; deployed containers keep running, and the next `up` picks them up (routes, logs, crashes)."""
     from cli import ops
     from deployer.errors import DeployerError
 
     settings = _settings(ctx)
+    port = port or local_port(settings.url) or 8000
     initialise(settings, images=not skip_images)
     flower_argv = ops.flower_cmd(settings, flower_port) if flower else None
     sup = ops.Supervisor()
@@ -383,6 +384,19 @@ def up(ctx: click.Context, host: str, port: int, skip_images: bool, flower: bool
     click.echo(f"  export DEPLOYER_URL={url}", err=True)
     click.echo("  export DEPLOYER_TOKEN=$(deployer token create --name me | tail -n 1)", err=True)
     sys.exit(sup.run())
+
+
+def local_port(url: str) -> int | None:
+    """The port of DEPLOYER_URL when it names this machine: `up` listens where the CLI will look."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    try:
+        return parts.port  # none written: the default 8000, never 80 or 443
+    except ValueError:
+        return None
 
 
 def _answers(url: str) -> bool:
