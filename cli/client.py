@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -26,12 +27,39 @@ def has_path_token(base_url: str) -> bool:
     return "/t/" in urlsplit(base_url).path + "/"
 
 
+def unreachable(base_url: str) -> str:
+    """The message when nothing answers: which URL, where it came from, and how to fix it."""
+    shown = re.sub(r"/t/[^/]+", "/t/***", base_url)
+    return (f"Cannot reach the deployer at {shown} (DEPLOYER_URL). Is `deployer up` running, and on that port? "
+            "It prints the `export DEPLOYER_URL=…` line to use.")  # fmt: skip
+
+
 def api_error(status: int, body: Any, reason: str | None) -> ApiError:
     """The API answers errors as `{"error": "<message>", "code": "<CODE>"}`; anything else (a proxy's
     HTML page, an empty body) still gives a readable error with the HTTP status."""
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         return ApiError(status, str(body.get("code") or "ERROR"), body["error"])
     return ApiError(status, "HTTP_ERROR", reason or "request failed")
+
+
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def pick(ref: str, rows: list[dict[str, Any]]) -> str:
+    """The deployment `ref` names, as docker names containers: a full id, the slug, or a prefix of the
+    id that only one deployment has. Ambiguous or unknown: an error saying which ones, or none."""
+    for row in rows:
+        if ref in (row["id"], row["slug"]):
+            return str(row["id"])
+    matches = [row for row in rows if row["id"].startswith(ref.lower())] if ref else []
+    if len(matches) == 1:
+        return str(matches[0]["id"])
+    if matches:
+        listed = "\n".join(f"  {m['id']}  {m['slug']}" for m in matches[:20])
+        more = f"\n  … and {len(matches) - 20} more" if len(matches) > 20 else ""
+        raise ApiError(409, "AMBIGUOUS", f"{ref!r} matches {len(matches)} deployments; give more of the id "
+                                         f"or the slug:\n{listed}{more}")  # fmt: skip
+    raise ApiError(404, "NOT_FOUND", f"No deployment matches {ref!r} (by id, id prefix or slug)")
 
 
 class ProgressReader(io.RawIOBase):
@@ -84,7 +112,7 @@ class ApiClient:
         try:
             resp = self.session.request(method, self.base_url + path, **kwargs)
         except requests.ConnectionError:
-            raise ApiError(0, "UNREACHABLE", f"Cannot reach the deployer at {self.base_url}") from None
+            raise ApiError(0, "UNREACHABLE", unreachable(self.base_url)) from None
         try:
             body = resp.json()
         except json.JSONDecodeError:
@@ -121,6 +149,17 @@ class ApiClient:
             params["status"] = status
         result: dict[str, Any] = self._call("GET", "/api/deployments", params=params)
         return result
+
+    def resolve(self, ref: str) -> str:
+        """A deployment's id from its id, slug or a unique id prefix (see `pick`)."""
+        if UUID.match(ref):
+            return ref
+        rows: list[dict[str, Any]] = []
+        while True:
+            page = self._call("GET", "/api/deployments", params={"limit": 500, "offset": len(rows)})
+            rows += page["deployments"]
+            if not page["deployments"] or len(rows) >= page["total"]:
+                return pick(ref, rows)
 
     def get(self, deployment_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", f"/api/deployments/{deployment_id}")

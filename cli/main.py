@@ -341,24 +341,73 @@ def watch(ctx: click.Context) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--port", type=int, help="default: the port of DEPLOYER_URL when it is a local address, else 8000")
 @click.option("--skip-images", is_flag=True, help="Do not check or build the base images first")
+@click.option("--flower", is_flag=True, help="Also run Flower (Celery monitoring; needs the [flower] extra)")
+@click.option("--flower-port", default=5555, show_default=True, type=int)
 @click.pass_context
-def up(ctx: click.Context, host: str, port: int, skip_images: bool) -> None:
-    """Everything for a single host: web, worker, beat, watcher (and Caddy if not running). Ctrl-C stops all."""
-    from cli.ops import Supervisor, beat_cmd, caddy_cmd, caddy_reachable, worker_cmd
+def up(ctx: click.Context, host: str, port: int | None, skip_images: bool, flower: bool, flower_port: int) -> None:
+    """Everything for a single host: web, worker, beat, watcher (and Caddy if not running). Ctrl-C stops
+    them; deployed containers keep running, and the next `up` picks them up (routes, logs, crashes)."""
+    from cli import ops
+    from deployer.errors import DeployerError
 
     settings = _settings(ctx)
+    port = port or local_port(settings.url) or 8000
     initialise(settings, images=not skip_images)
-    sup = Supervisor()
-    if not settings.skip_caddy and not caddy_reachable(settings):
-        sup.start("caddy", caddy_cmd(settings))
-    sup.start("worker", worker_cmd(settings))
-    sup.start("beat", beat_cmd(settings))
+    flower_argv = ops.flower_cmd(settings, flower_port) if flower else None
+    sup = ops.Supervisor()
+    if not settings.skip_caddy:
+        caddy = None
+        if not ops.caddy_reachable(settings):
+            argv, env = ops.caddy_cmd(settings)
+            caddy = sup.start("caddy", argv, env=env)
+        try:
+            ops.wait_for_caddy(settings, caddy)
+            ops.ensure_caddy_server(settings)  # before any route: a Caddy started empty has no server yet
+        except (click.ClickException, DeployerError) as exc:
+            sup.stop()
+            message = exc.message if isinstance(exc, DeployerError) else exc.format_message()
+            raise click.ClickException(f"Caddy: {message}") from None
+    sup.start("worker", ops.worker_cmd(settings))
+    sup.start("beat", ops.beat_cmd(settings))
     sup.start("watcher", [sys.executable, "-m", "cli.main", "watch"])
     sup.start("web", [sys.executable, "-m", "cli.main", "serve", "--host", host, "--port", str(port)])
-    click.echo(f"deployer is up on http://{host}:{port} (Ctrl-C stops everything)", err=True)
+    if flower_argv is not None:
+        sup.start("flower", flower_argv)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # naming, not binding
+    url = f"http://{shown}:{port}"
+    if not sup.wait(lambda: _answers(f"{url}/api/health"), timeout=120):
+        sys.exit(sup.run())  # a child died before the web app answered: say which, stop the rest
+    click.echo(f"deployer is up: dashboard {url}/ (Ctrl-C stops the deployer; deployments keep running)", err=True)
+    if flower_argv is not None:
+        click.echo(f"flower: http://127.0.0.1:{flower_port}/", err=True)
+    click.echo("for the CLI, in another shell:", err=True)
+    click.echo(f"  export DEPLOYER_URL={url}", err=True)
+    click.echo("  export DEPLOYER_TOKEN=$(deployer token create --name me | tail -n 1)", err=True)
     sys.exit(sup.run())
+
+
+def local_port(url: str) -> int | None:
+    """The port of DEPLOYER_URL when it names this machine: `up` listens where the CLI will look."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    try:
+        return parts.port  # none written: the default 8000, never 80 or 443
+    except ValueError:
+        return None
+
+
+def _answers(url: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
 
 
 @main.command()
@@ -427,34 +476,38 @@ def ls(ctx: click.Context, status: str | None) -> None:
 
 
 @main.command()
-@click.argument("deployment_id")
+@click.argument("deployment")
 @click.pass_context
-def status(ctx: click.Context, deployment_id: str) -> None:
-    """Show one deployment."""
-    d = _client(ctx).get(deployment_id)
+def status(ctx: click.Context, deployment: str) -> None:
+    """Show one deployment. DEPLOYMENT: its id, slug or a unique id prefix."""
+    client = _client(ctx)
+    d = client.get(client.resolve(deployment))
     for key, value in d.items():
         shown = ", ".join(value) if isinstance(value, list) else ("-" if value is None else value)
         click.echo(f"{key + ':':<16} {shown}")
 
 
 @main.command()
-@click.argument("deployment_id")
+@click.argument("deployment")
 @click.pass_context
-def stop(ctx: click.Context, deployment_id: str) -> None:
-    """Stop a deployment (idempotent)."""
-    result = _client(ctx).stop(deployment_id)
+def stop(ctx: click.Context, deployment: str) -> None:
+    """Stop a deployment (idempotent). DEPLOYMENT: its id, slug or a unique id prefix."""
+    client = _client(ctx)
+    result = client.stop(client.resolve(deployment))
     click.echo(f"{result['id']}: {result['status']}")
 
 
 @main.command()
-@click.argument("deployment_id")
+@click.argument("deployment")
 @click.option("--follow", "-f", is_flag=True, help="Show each stage until running or failed")
 @click.pass_context
-def restart(ctx: click.Context, deployment_id: str, follow: bool) -> None:
-    """Restart a crashed, stopped or failed deployment from its built image."""
+def restart(ctx: click.Context, deployment: str, follow: bool) -> None:
+    """Restart a crashed, stopped or failed deployment from its built image. DEPLOYMENT: its id, slug or
+    a unique id prefix."""
     from cli.client import ApiError
 
     client = _client(ctx)
+    deployment_id = client.resolve(deployment)
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -470,21 +523,29 @@ def restart(ctx: click.Context, deployment_id: str, follow: bool) -> None:
 
 
 @main.command()
-@click.argument("deployment_id")
+@click.argument("deployment")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines")
 @click.option("--after", default=0, type=int, help="Only lines after this line number")
+@click.option("--timestamps", "-t", is_flag=True, help="Show when each line was written (UTC)")
 @click.pass_context
-def logs(ctx: click.Context, deployment_id: str, follow: bool, after: int) -> None:
-    """Print a deployment's log (stdout, stderr and system lines)."""
+def logs(ctx: click.Context, deployment: str, follow: bool, after: int, timestamps: bool) -> None:
+    """Print a deployment's log (stdout, stderr and system lines). DEPLOYMENT: its id, slug or a unique
+    id prefix."""
     from cli.follow import echo_line
     from cli.follow import follow as follow_logs
 
     client = _client(ctx)
+    deployment_id = client.resolve(deployment)
     if follow:
-        follow_logs(client, deployment_id, until=None, after=after)
+        follow_logs(client, deployment_id, until=None, after=after, timestamps=timestamps)
         return
-    for line in client.logs(deployment_id, after=after, limit=2000):
-        echo_line(line)
+    while True:  # every line, a page at a time
+        page = client.logs(deployment_id, after=after, limit=2000)
+        for line in page:
+            echo_line(line, timestamps=timestamps)
+            after = int(line["line_no"])
+        if len(page) < 2000:
+            return
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,7 +37,8 @@ class Context:
 def caddy_for(settings: Settings) -> CaddyAdmin | None:
     if settings.skip_caddy:
         return None
-    return CaddyAdmin(settings.caddy_admin_url, settings.caddy_server_name, settings.data_root / "caddy.lock")
+    return CaddyAdmin(settings.caddy_admin_url, settings.caddy_server_name, settings.data_root / "caddy.lock",
+                      listen=settings.caddy_http_listen, domain=settings.wildcard_domain)  # fmt: skip
 
 
 def build_context(settings: Settings, **overrides: Any) -> Context:

@@ -1,8 +1,10 @@
 """Database vs Docker vs Caddy (DESIGN §6 reconcile-runtime, and the watcher's start-up pass).
 
 Running rows without a live container are crashed; labelled containers without an active row are
-removed (a crashed one is kept when DEPLOYER_KEEP_CRASHED_CONTAINERS says so); running rows whose
-route is missing get it back.
+removed (a crashed one is kept when DEPLOYER_KEEP_CRASHED_CONTAINERS says so); the Caddy server is
+ensured, and running rows whose route is missing get it back (a Caddy restarted empty, as after a
+restart of `deployer up`). A failure on one deployment is logged and counted, never the end of the
+pass for the others.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ class Report:
     crashed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     routes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+    def failed(self, what: str, exc: Exception) -> None:
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        self.errors.append(f"{what}: {message}")
+        log.error("reconcile: %s failed: %s", what, message)
 
 
 def _exit_of(c: Any, deployment_id: str) -> Exit:
@@ -43,8 +51,11 @@ def _crash_missing(ctx: Context, rows: dict[str, Any], by_dep: dict[str, Any], r
         c = by_dep.get(r.id)
         if c is None or c.status != "running":
             ex = _exit_of(c, r.id) if c is not None else Exit(r.id, r.container_id or "", None, False)
-            if handle_exit(ctx, ex) == "crashed":
-                report.crashed.append(r.id)
+            try:
+                if handle_exit(ctx, ex) == "crashed":
+                    report.crashed.append(r.id)
+            except Exception as exc:
+                report.failed(f"crash of {r.id}", exc)
 
 
 def _keeps(ctx: Context, row: Any) -> bool:
@@ -61,18 +72,29 @@ def _keeps(ctx: Context, row: Any) -> bool:
 def _remove_orphans(ctx: Context, rows: dict[str, Any], by_dep: dict[str, Any], report: Report) -> None:
     for dep_id, c in by_dep.items():
         if not _keeps(ctx, rows.get(dep_id)):
-            containers.remove(ctx.docker, c.id, grace_sec=ctx.settings.stop_grace_sec)
-            report.removed.append(c.name)
+            try:
+                containers.remove(ctx.docker, c.id, grace_sec=ctx.settings.stop_grace_sec)
+                report.removed.append(c.name)
+            except Exception as exc:
+                report.failed(f"removing {c.name}", exc)
 
 
 def _restore_routes(ctx: Context, rows: dict[str, Any], report: Report) -> None:
     if ctx.caddy is None:
         return
-    present = set(ctx.caddy.route_ids())
+    try:
+        ctx.caddy.ensure_server(ctx.settings.caddy_http_listen)
+        present = set(ctx.caddy.route_ids())
+    except Exception as exc:
+        report.failed("ensuring the Caddy server", exc)
+        return
     for r in rows.values():
         if r.status in (Status.RUNNING, Status.UNHEALTHY) and route_id(r.id) not in present and r.port:
-            ctx.caddy.upsert_route(r.id, r.slug, ctx.settings.wildcard_domain, r.port)
-            report.routes.append(r.id)
+            try:
+                ctx.caddy.upsert_route(r.id, r.slug, ctx.settings.wildcard_domain, r.port)
+                report.routes.append(r.id)
+            except Exception as exc:
+                report.failed(f"route of {r.id}", exc)
 
 
 def reconcile_runtime(ctx: Context) -> Report:
@@ -84,6 +106,6 @@ def reconcile_runtime(ctx: Context) -> Report:
     _crash_missing(ctx, rows, by_dep, report)
     _remove_orphans(ctx, rows, by_dep, report)
     _restore_routes(ctx, rows, report)
-    if report.crashed or report.removed or report.routes:
+    if report.crashed or report.removed or report.routes or report.errors:
         log.info("reconciled: %s", report)
     return report

@@ -72,7 +72,10 @@ class Watcher:
             try:
                 self._events = self.ctx.docker.events(decode=True, filters=filters, since=since)
                 if since is not None:
-                    reconcile_runtime(self.ctx)  # the daemon's buffer is finite: look at what is there
+                    try:
+                        reconcile_runtime(self.ctx)  # the daemon's buffer is finite: look at what is there
+                    except Exception:
+                        log.exception("reconciliation after the event stream dropped failed")
                 for event in self._events:
                     since = float(event.get("timeNano", 0)) / 1e9 or time.time()
                     try:
@@ -124,8 +127,10 @@ class Watcher:
                 log.exception("%s failed", fn.__name__)
 
     def run(self) -> None:
-        report = reconcile_runtime(self.ctx)
-        log.info("start-up reconciliation: %s", report)
+        try:
+            log.info("start-up reconciliation: %s", reconcile_runtime(self.ctx))
+        except Exception:  # Docker or the database unreachable for a moment: beat reconciles every 30 s
+            log.exception("start-up reconciliation failed; the periodic one will retry")
         events = threading.Thread(target=self._watch_events, name="docker-events", daemon=True)
         events.start()
         while not self.stop_event.wait(self.tick):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from celery.app.trace import LOG_RECEIVED, LOG_SUCCESS
 
 from beat_schedule import beat_schedule
 from deployer.settings import Settings
@@ -48,6 +50,39 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     return {"visibility_timeout": longest * 2, "socket_keepalive": True}
 
 
+class QuietPeriodic(logging.Filter):
+    """Drops the INFO lines of routine periodic runs: "Task … received", "Task … succeeded" and
+    beat's "Sending due task …" for the tasks beat runs every few seconds (drain_queue and
+    reconcile_stops run every second: ~360 lines a minute of nothing happening). Failures, retries
+    and everything about lifecycle stages still log; `-l debug` shows the routine lines again."""
+
+    def __init__(self, tasks: set[str]) -> None:
+        super().__init__()
+        self.tasks = tasks
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO or logging.getLogger().isEnabledFor(logging.DEBUG):
+            return True
+        args = record.args
+        if isinstance(args, dict):  # celery.app.trace and celery.worker.strategy: a context dict
+            return not (record.msg in (LOG_RECEIVED, LOG_SUCCESS) and args.get("name") in self.tasks)
+        if isinstance(args, tuple) and len(args) == 2 and str(record.msg).startswith("Scheduler: Sending due task"):
+            return args[1] not in self.tasks
+        return True
+
+
+QUIET_LOGGERS = ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+
+
+def quiet_periodic_logs(settings: Settings) -> None:
+    """Installs `QuietPeriodic` for every task of the beat schedule (once per process)."""
+    tasks = {entry["task"] for entry in beat_schedule(settings).values()}
+    for name in QUIET_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, QuietPeriodic) for f in logger.filters):
+            logger.addFilter(QuietPeriodic(tasks))
+
+
 def base_app(settings: Settings) -> Celery:
     """The app's configuration alone: what beat needs (it sends tasks by name and runs none)."""
     broker = settings.celery_broker_url
@@ -72,8 +107,13 @@ def base_app(settings: Settings) -> Celery:
         beat_scheduler="tasks.leader:LeaderScheduler",
         timezone="UTC",
         worker_hijack_root_logger=False,
+        # Monitors' (Flower's) event queues: gone a minute after their consumer, events kept 5 s.
+        # Redis honours both; the embedded broker honours the expiry itself (tasks.fsbroker).
+        event_queue_expires=60.0,
+        event_queue_ttl=5.0,
     )
     app.conf.deployer_settings = settings
+    quiet_periodic_logs(settings)
     return app
 
 

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
+
+from celery.exceptions import SecurityWarning
 from celery.signals import worker_process_init
 
 from deployer.settings import load_settings
 from tasks.app import create_celery
 from tasks.context import reset
+
+# Celery warns whenever its worker runs as root. The worker drives the Docker socket, which is root's
+# power already, and this app accepts JSON only (the pickle risk Celery refuses root for cannot
+# arise); `deployer up` on a single host is commonly run as root, and the warning would be printed on
+# every start as if something were wrong.
+warnings.filterwarnings("ignore", category=SecurityWarning)
 
 app = create_celery(load_settings())
 

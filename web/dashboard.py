@@ -34,6 +34,22 @@ def card_of(status: str) -> str:
     return "starting" if status in BOOTING else status
 
 
+def _width(pct: float) -> str:
+    """A used resource never draws an empty bar, however small its share (as app.js's barWidth)."""
+    return f"{min(100.0, max(2.0, pct)) if pct > 0 else 0:.1f}%"
+
+
+def usage(c: dict[str, Any]) -> dict[str, str]:
+    """A container's CPU and memory against its limits, as numbers and bar widths (as app.js's usage)."""
+    sample, cpu_limit = c["sample"], c["cpu_millis"] / 1000
+    if not sample:
+        return {"cpu_width": "0.0%", "mem_width": "0.0%", "cpu_text": "no sample yet", "mem_text": "no sample yet"}
+    cpu = 100 * sample["cpu_pct"] / cpu_limit
+    mem = 100 * sample["mem_used_mb"] / c["memory_mb"]
+    return {"cpu_width": _width(cpu), "mem_width": _width(mem), "cpu_text": f"{cpu:.1f}% of {cpu_limit:g} CPU",
+            "mem_text": f"{sample['mem_used_mb']:.0f} of {c['memory_mb']} MB"}  # fmt: skip
+
+
 def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> Any:
@@ -97,7 +113,7 @@ def deployment_list() -> str:
         counts[card_of(r["status"])] = counts.get(card_of(r["status"]), 0) + 1
     stats = capacity.stats(svc.engine, max_active=svc.settings.max_active)
     return render_template("list.html", rows=rows, total=total, counts=counts, stats=stats, card_of=card_of,
-                           csrf=csrf_token())  # fmt: skip
+                           usage=usage, csrf=csrf_token())  # fmt: skip
 
 
 @bp.get("/d/<deployment_id>")

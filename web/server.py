@@ -53,6 +53,9 @@ def gunicorn_options(*, host: str, port: int, workers: int, threads: int) -> dic
         "keepalive": 5,
         "accesslog": "-",
         "logger_class": "web.server.MaskingLogger",  # no path token in any log line
+        # gunicorn 27's control socket defaults to ~/.gunicorn/gunicorn.ctl, one path for every
+        # gunicorn of the user: two installations (or `up` beside `serve`) would fight over it
+        "control_socket_disable": True,
     }
 
 

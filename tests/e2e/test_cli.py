@@ -99,12 +99,21 @@ def test_a_user_deploys_lists_inspects_and_stops_a_sample_from_the_cli(env: dict
 
     status = cli(env, "status", dep_id).stdout
     assert f"slug:            {slug}" in status and "GREETING" in status
+    assert cli(env, "status", slug).stdout == status  # the slug names it too
+    assert cli(env, "status", dep_id[:8]).stdout == status  # and a unique id prefix, as docker does
 
-    assert cli(env, "stop", dep_id).stdout.strip() == f"{dep_id}: stopped"
+    logged = cli(env, "logs", "-t", slug).stdout.splitlines()
+    assert logged and all(line[:4].isdigit() and line[10] == " " for line in logged)  # `2026-12-01 12:00:00.123`
+    assert "status: queued" in logged[0]
+
+    assert cli(env, "stop", dep_id[:8]).stdout.strip() == f"{dep_id}: stopped"
     assert cli(env, "stop", dep_id).stdout.strip() == f"{dep_id}: stopped"
 
     bad = cli(env, "status", "no-such-id", ok=False)
-    assert bad.returncode == 1 and "not found" in bad.stderr
+    assert bad.returncode == 1 and "No deployment matches 'no-such-id'" in bad.stderr
+
+    nowhere = cli({**env, "DEPLOYER_URL": f"http://127.0.0.1:{free_port()}"}, "ls", ok=False)
+    assert nowhere.returncode == 1 and "(DEPLOYER_URL)" in nowhere.stderr
 
     cli(env, "token", "revoke", "e2e")
     refused = cli(env, "ls", ok=False)

@@ -39,10 +39,10 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@contextmanager
-def running_up(tmp_path: Path, **extra: str) -> Iterator[Up]:
-    port, caddy_admin, caddy_http = free_port(), free_port(), free_port()
-    env = {
+def up_env(tmp_path: Path, port: int, caddy_admin: int, caddy_http: int, **extra: str) -> dict[str, str]:
+    """`deployer up`'s environment for a test: its own data root, ports and Caddy, nothing inherited
+    from the deployer's variables of the shell that runs the tests."""
+    return {
         **{k: v for k, v in os.environ.items()
            if not k.startswith(("DEPLOYER_", "DATABASE_URL", "CELERY_", "CADDY_", "TRACE_", "REDIS_URL"))},
         "DEPLOYER_DATA_ROOT": str(tmp_path / "data"),
@@ -56,6 +56,12 @@ def running_up(tmp_path: Path, **extra: str) -> Iterator[Up]:
         "DEPLOYER_URL": f"http://127.0.0.1:{port}",
         **extra,
     }  # fmt: skip
+
+
+@contextmanager
+def running_up(tmp_path: Path, **extra: str) -> Iterator[Up]:
+    port, caddy_admin, caddy_http = free_port(), free_port(), free_port()
+    env = up_env(tmp_path, port, caddy_admin, caddy_http, **extra)
     log = tmp_path / "up.log"
     with log.open("wb") as out:
         proc = subprocess.Popen([DEPLOYER, "up", "--port", str(port)], env=env, stdout=out, stderr=out,

@@ -1,6 +1,7 @@
 """The dashboard in a real browser (Debian's Chromium, headless) against the whole stack: log in,
 deploy through the deploy page, watch it reach running without reloading, see a printed line arrive
-live, find an XSS line inert, press Stop and see `stopped`. Screenshots go to docs/screenshots/."""
+live, find an XSS line inert, press Stop and see `stopped`. With DEPLOYER_SCREENSHOTS=1 the README's
+screenshots are taken again into docs/screenshots/ (an ordinary run writes nothing there)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ from playwright.sync_api import expect, sync_playwright
 
 from deployer import tokens
 from tests.integration.conftest import Stack
+from tests.integration.screens import shoot
 from tests.integration.test_lifecycle import SERVER, agent_bundle
 from tests.zips import KEYPAIR
 
-SHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 XSS = "<script>window.__xss = 1</script><img src=x onerror=window.__xss=2>"
@@ -60,8 +61,7 @@ def test_a_user_deploys_watches_and_stops_a_sample_in_the_browser(stack: Stack, 
     page.set_input_files("#zip", str(bundle))
     page.set_input_files("#keypair", str(keypair))
     page.fill("#env", "GREETING=hello")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "deploy.png"), full_page=True)
+    shoot(page, "deploy")
     page.click("#deploy-button")
 
     page.wait_for_url("**/d/*", timeout=30_000)
@@ -73,13 +73,13 @@ def test_a_user_deploys_watches_and_stops_a_sample_in_the_browser(stack: Stack, 
     assert page.evaluate("window.__xss") is None  # shown as text, never run
     assert log.locator("script, img").count() == 0
     expect(page.locator("#timeline li")).to_have_count(9)  # queued … running
-    page.screenshot(path=str(SHOTS / "detail.png"), full_page=True)
+    shoot(page, "detail")
 
     page.click("#stop")
     expect(status).to_have_text("stopped", timeout=60_000)
     page.goto(f"{base}/deployments")
     expect(page.locator("tr", has_text="browser agent").locator(".badge")).to_have_text("stopped")
-    page.screenshot(path=str(SHOTS / "list.png"), full_page=True)
+    shoot(page, "list")
 
 
 def test_a_form_posted_without_the_csrf_token_is_refused_in_the_browser(stack: Stack, page: Any) -> None:

@@ -10,8 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 
-from deployer.caddy import CaddyAdmin, CaddyError
+from deployer.caddy import FALLBACK_ID, CaddyAdmin, CaddyError
 from tests.stack import Caddy, free_port
 
 
@@ -58,3 +59,60 @@ def test_an_admin_api_that_never_answers_is_a_clear_error(tmp_path: Path) -> Non
     admin = CaddyAdmin(f"http://127.0.0.1:{free_port()}", "srv", tmp_path / "caddy.lock")
     with pytest.raises(CaddyError, match="Caddy admin API unreachable"):
         admin.route_ids()
+
+
+def test_a_route_written_to_a_caddy_started_empty_creates_the_server_first_and_caddy_logs_no_error(
+    tmp_path: Path,
+) -> None:
+    caddy = Caddy(tmp_path / "caddy")
+    try:
+        admin = CaddyAdmin(caddy.admin_url, "srv", tmp_path / "caddy.lock",
+                           listen=f"127.0.0.1:{caddy.http_port}", domain="apps.test")  # fmt: skip
+        assert admin.route_ids() == []  # no server yet: read through the root, no traversal error
+        admin.upsert_route("dep-1", "app-1", "apps.test", caddy.http_port)
+        admin.upsert_route("dep-1", "app-1", "apps.test", caddy.http_port)  # an upsert: still one route
+        admin.remove_route("dep-2")  # never there
+        assert admin.route_ids() == ["deployment-dep-1", FALLBACK_ID]
+        caddy.log.flush()
+        errors = [ln for ln in (tmp_path / "caddy" / "caddy.log").read_text().splitlines() if '"error"' in ln]
+        assert errors == []
+    finally:
+        caddy.close()
+
+
+def test_a_host_no_deployment_answers_gets_a_404_saying_so_and_the_fallback_stays_last(tmp_path: Path) -> None:
+    caddy = Caddy(tmp_path / "caddy")
+    try:
+        admin = CaddyAdmin(caddy.admin_url, "srv", tmp_path / "caddy.lock",
+                           listen=f"127.0.0.1:{caddy.http_port}", domain="apps.test")  # fmt: skip
+        admin.ensure_server()
+        gone = caddy.get("stopped-one.apps.test")
+        assert gone.status_code == 404
+        assert gone.text == "No deployment is running at stopped-one.apps.test: it is stopped, or it does not exist.\n"
+        assert gone.headers["Content-Type"].startswith("text/plain")
+        for i in range(3):
+            admin.upsert_route(f"dep-{i}", f"app-{i}", "apps.test", free_port())
+        assert admin.route_ids()[-1] == FALLBACK_ID and len(admin.route_ids()) == 4
+        assert caddy.get("app-1.apps.test").status_code == 502  # routed to its (absent) upstream, not the 404
+        assert caddy.get("elsewhere.example").text == ""  # other hosts are none of the deployer's business
+        # a route someone appended after the fallback: the next ensure puts the fallback last again
+        requests.post(f"{caddy.admin_url}/config/apps/http/servers/srv/routes",
+                      json={"@id": "late", "match": [{"host": ["late.apps.test"]}],
+                            "handle": [{"handler": "static_response", "body": "late"}]}, timeout=5)  # fmt: skip
+        admin.ensure_server()
+        assert admin.route_ids()[-2:] == ["late", FALLBACK_ID]
+        assert caddy.get("late.apps.test").text == "late"
+    finally:
+        caddy.close()
+
+
+def test_a_caddy_with_an_empty_apps_object_gets_the_server_too(tmp_path: Path) -> None:
+    caddy = Caddy(tmp_path / "caddy")
+    try:
+        requests.post(f"{caddy.admin_url}/config/apps", json={}, timeout=5)  # "apps" present but empty
+        admin = CaddyAdmin(caddy.admin_url, "srv", tmp_path / "caddy.lock",
+                           listen=f"127.0.0.1:{caddy.http_port}", domain="apps.test")  # fmt: skip
+        admin.ensure_server()
+        assert admin.route_ids() == [FALLBACK_ID]
+    finally:
+        caddy.close()

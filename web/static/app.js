@@ -29,6 +29,28 @@ async function api(path, options) {
   return body;
 }
 
+// Sizes as people read them: "12.3 KB", "4.0 MB" (a small upload is not "0.0 of 0.0 MB").
+function fmtBytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1048576) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1048576).toFixed(1)} MB`;
+}
+
+// Per-container usage against its limits, for the capacity panel (the template renders the same).
+function usage(c) {
+  const s = c.sample;
+  const cpuLimit = c.cpu_millis / 1000;
+  const cpu = s ? (100 * s.cpu_pct) / cpuLimit : 0;
+  const mem = s ? (100 * s.mem_used_mb) / c.memory_mb : 0;
+  return {
+    cpu, mem,
+    cpuText: s ? `${cpu.toFixed(1)}% of ${cpuLimit} CPU` : "no sample yet",
+    memText: s ? `${s.mem_used_mb.toFixed(0)} of ${c.memory_mb} MB` : "no sample yet",
+  };
+}
+// A bar's width: a used resource never shows as an empty bar, however small its share.
+const barWidth = (pct) => (pct > 0 ? Math.min(100, Math.max(2, pct)) : 0).toFixed(1) + "%";
+
 function setBadge(node, status) {
   node.textContent = status;
   node.className = "badge " + cardOf(status);
@@ -95,21 +117,23 @@ function listPage() {
       document.getElementById("mem-bar").style.width = memPct + "%";
       const per = document.querySelector("#per-container tbody");
       per.replaceChildren(...stats.containers.map((c) => {
-        const cpu = c.sample ? Math.min(100, 100 * c.sample.cpu_pct * 1000 / c.cpu_millis) : 0;
-        const mem = c.sample ? Math.min(100, 100 * c.sample.mem_used_mb / c.memory_mb) : 0;
-        const tr = el("tr");
-        const bar = (label, pct) => {
-          const td = el("td", {}, label + " ");
+        const u = usage(c);
+        const tr = el("tr", { "data-id": c.id });
+        const bar = (label, kind, pct, text) => {
+          const td = el("td", { class: kind }, label + " ");
           const span = el("span", { class: "bar small" });
-          const i = el("i"); i.style.width = pct.toFixed(1) + "%";
-          span.append(i); td.append(span); return td;
+          const i = el("i"); i.style.width = barWidth(pct);
+          span.append(i);
+          td.append(span, " ", el("span", { class: "num", "data-usage": kind }, text));
+          return td;
         };
-        tr.append(el("td", {}, c.name), bar("CPU", cpu), bar("Mem", mem));
+        tr.append(el("td", {}, c.name), bar("CPU", "cpu", u.cpu, u.cpuText), bar("Mem", "mem", u.mem, u.memText));
         return tr;
       }));
       applyFilters();
     } catch (e) { /* the next refresh tries again */ }
   }
+  refresh();
   setInterval(refresh, 2000);
 }
 
@@ -129,7 +153,7 @@ function detailPage() {
   });
   function matches(node) {
     const q = search.value.trim().toLowerCase();
-    return !q || node.textContent.toLowerCase().includes(q);
+    return !q || node.querySelector(".text").textContent.toLowerCase().includes(q);
   }
   search.addEventListener("input", () => { for (const n of log.children) n.hidden = !matches(n); });
   document.getElementById("download").addEventListener("click", (ev) => {
@@ -137,9 +161,20 @@ function detailPage() {
     ev.currentTarget.href = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
   });
 
+  // Each line: when (the reader's local time, to the millisecond; the exact UTC value on hover), which
+  // stream (out, err, sys: told apart, not alarming, since agents log requests to stderr), the text.
+  const TAGS = { stdout: "out", stderr: "err", system: "sys" };
+  function clock(iso) {
+    const d = new Date(iso);
+    if (isNaN(d)) return iso || "";
+    const p = (n, w) => String(n).padStart(w || 2, "0");
+    return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+  }
   function addLine(l) {
     lines.push(l);
-    const node = el("div", { class: "line " + l.stream, "data-line": l.line_no }, l.text);
+    const node = el("div", { class: "line " + l.stream, "data-line": l.line_no });
+    node.append(el("span", { class: "ts", title: l.ts }, clock(l.ts)), el("span", { class: "tag" }, TAGS[l.stream] || l.stream),
+      el("span", { class: "text" }, l.text));
     node.hidden = !matches(node);
     log.append(node);
     if (follow.checked) log.scrollTop = log.scrollHeight;
@@ -159,6 +194,7 @@ function detailPage() {
           time.textContent = text;
           if (v) friendlyTimes(node);
         } else node.textContent = text;
+        if (node.dataset.fact === "error_message") node.classList.toggle("error-text", Boolean(v));
       }
     } catch (e) { /* shown on the next status */ }
   }
@@ -203,24 +239,39 @@ function detailPage() {
 
   const chart = document.getElementById("chart");
   const memLimit = Number(root.dataset.memory), cpuLimit = Number(root.dataset.cpu) / 1000;
-  function polyline(points, cls) {
-    const p = document.createElementNS("http://www.w3.org/2000/svg", "polyline");
-    p.setAttribute("points", points.join(" "));
-    p.setAttribute("class", cls);
-    return p;
+  const SVG = "http://www.w3.org/2000/svg";
+  function svg(tag, attrs, text) {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    return node;
   }
+  // The y axis is a share of the limit, scaled to what was used (an idle agent at 2 % of its memory
+  // would otherwise be a flat line at the bottom): the top is the next of 1, 2, 5, 10, 20, 50, 100 %.
+  const STEPS = [1, 2, 5, 10, 20, 50, 100];
   async function drawChart() {
     try {
       const { samples } = await api(`/api/deployments/${encodeURIComponent(id)}/metrics`);
       const note = document.getElementById("chart-note");
       if (!samples.length) { note.textContent = "no samples yet"; chart.replaceChildren(); return; }
-      const n = samples.length, x = (i) => (n === 1 ? 600 : (600 * i) / (n - 1));
-      const y = (frac) => 160 - 150 * Math.min(1, Math.max(0, frac)) - 5;
-      const mem = samples.map((s, i) => `${x(i).toFixed(1)},${y(s.mem_used_mb / (s.mem_limit_mb || memLimit)).toFixed(1)}`);
-      const cpu = samples.map((s, i) => `${x(i).toFixed(1)},${y(s.cpu_pct / cpuLimit).toFixed(1)}`);
-      chart.replaceChildren(polyline(mem, "mem"), polyline(cpu, "cpu"));
+      const memPct = samples.map((s) => (100 * s.mem_used_mb) / (s.mem_limit_mb || memLimit));
+      const cpuPct = samples.map((s) => (100 * s.cpu_pct) / cpuLimit);
+      const peak = Math.max(...memPct, ...cpuPct);
+      const top = STEPS.find((t) => peak <= t * 0.9) || 100;
+      const n = samples.length, left = 44, width = 600 - left - 4;
+      const x = (i) => left + (n === 1 ? width : (width * i) / (n - 1));
+      const y = (pct) => 150 - 140 * Math.min(1, Math.max(0, pct / top));
+      const line = (values, cls) => svg("polyline", { class: cls, "data-series": cls,
+        points: values.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ") });
+      const grid = [0, top / 2, top].flatMap((pct) => [
+        svg("line", { class: "grid", x1: left, x2: 600, y1: y(pct), y2: y(pct) }),
+        svg("text", { class: "axis", x: left - 6, y: y(pct) + 4, "text-anchor": "end" }, `${pct}%`),
+      ]);
+      chart.replaceChildren(...grid, line(memPct, "mem"), line(cpuPct, "cpu"));
+      chart.dataset.top = top;
       const last = samples[n - 1];
-      note.textContent = `latest: ${last.mem_used_mb.toFixed(1)} of ${last.mem_limit_mb} MB, CPU ${(100 * last.cpu_pct).toFixed(1)}% of one core`;
+      note.textContent = `latest: memory ${last.mem_used_mb.toFixed(1)} of ${last.mem_limit_mb} MB, ` +
+        `CPU ${(100 * last.cpu_pct).toFixed(1)}% of one core (limit ${cpuLimit} CPU)`;
     } catch (e) { /* next round */ }
   }
   drawChart();
@@ -321,6 +372,7 @@ function deployPage() {
   const button = document.getElementById("deploy-button");
   function fail(message) {
     errorBox.textContent = message; errorBox.hidden = false; button.disabled = false;
+    progress.hidden = true; progress.value = 0; progressText.textContent = ""; // nothing is uploading now
   }
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -346,6 +398,8 @@ function deployPage() {
       if (env.trim()) body.append("env", envJson(env));
       button.disabled = true;
       progress.hidden = false;
+      progress.value = 0;
+      progressText.textContent = `uploading ${fmtBytes(bundle.size)}…`;
       const xhr = new XMLHttpRequest();
       xhr.open("POST", "/api/deployments");
       xhr.setRequestHeader("X-CSRF-Token", csrf);
@@ -353,7 +407,7 @@ function deployPage() {
       xhr.upload.onprogress = (e) => {
         if (!e.lengthComputable) return;
         progress.value = (100 * e.loaded) / e.total;
-        progressText.textContent = `uploading ${(e.loaded / 1048576).toFixed(1)} of ${(e.total / 1048576).toFixed(1)} MB`;
+        progressText.textContent = `uploading ${fmtBytes(e.loaded)} of ${fmtBytes(e.total)}`;
       };
       xhr.onload = () => {
         let data = {};
