@@ -82,6 +82,14 @@ class Settings:
     pip_index_url: str = _var("DEPLOYER_PIP_INDEX_URL", "", "url", "pip index used inside image builds")
     pip_find_links: str = _var("DEPLOYER_PIP_FIND_LINKS", "", "path|url", "Wheelhouse used inside image builds")
     npm_registry: str = _var("DEPLOYER_NPM_REGISTRY", "", "url", "npm registry used inside image builds")
+    build_ca_bundle: str = _var(
+        "DEPLOYER_BUILD_CA_BUNDLE", "", "path",
+        "CA bundle (PEM, replaces the default roots for pip) for installs inside image builds, e.g. behind a "
+        "TLS-intercepting proxy; kept out of every image",
+    )  # fmt: skip
+    zynd_sdk_version: str = _var(
+        "DEPLOYER_ZYND_SDK_VERSION", "0.6.5", "version", "zyndai-agent[heartbeat] preinstalled in the Python bases"
+    )
     agent_base_image: str = _var("AGENT_BASE_IMAGE", "deployer/agent-base:latest", "image", "Python agents")
     service_base_image: str = _var("SERVICE_BASE_IMAGE", "deployer/service-base:latest", "image", "Python services")
     node_agent_base_image: str = _var(
@@ -102,7 +110,7 @@ class Settings:
         "DEPLOYER_DEBIAN_MIRROR", "http://deb.debian.org/debian", "url", "Mirror for `images bootstrap`"
     )
     bootstrap_image: str = _var(
-        "DEPLOYER_BOOTSTRAP_IMAGE", "deployer/debian-base:bookworm", "image", "Offline base made by debootstrap"
+        "DEPLOYER_BOOTSTRAP_IMAGE", "deployer/debian-base:trixie", "image", "Offline base made by debootstrap"
     )
     schedule_leader_lock_ttl_ms: int = _var(
         "SCHEDULE_LEADER_LOCK_TTL_MS", 30000, "ms", "Beat leader lease", min=1000
@@ -211,6 +219,8 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"DEPLOYER_WILDCARD_DOMAIN: not a valid domain: {s.wildcard_domain!r}")
     if s.env != "dev" and (s.secret_key == DEV_SECRET_KEY or len(s.secret_key) < 16):
         raise ConfigError("DEPLOYER_SECRET_KEY: set a random value of at least 16 characters outside dev")
+    if not re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", s.zynd_sdk_version):
+        raise ConfigError(f"DEPLOYER_ZYND_SDK_VERSION: expected a version such as 0.6.5, got {s.zynd_sdk_version!r}")
     if s.trace_proxy and not (s.trace_proxy_key_id and s.trace_proxy_secret):
         raise ConfigError("TRACE_PROXY_SECRET: TRACE_PROXY=true needs TRACE_PROXY_KEY_ID and TRACE_PROXY_SECRET")
 
