@@ -41,7 +41,8 @@ def detect_runtime(facts: BundleFacts, requested: str | None = None) -> str:
         runtime = LANGUAGE_ALIASES.get(facts.language.strip().lower())
         if runtime is None:
             raise InvalidUpload(
-                f"language in the config must be one of {', '.join(LANGUAGE_ALIASES)}, got {facts.language[:40]!r}"
+                f"language in the config must be one of {', '.join(RUNTIMES)} (or py, ts, js), "
+                f"got {facts.language[:40]!r}"
             )
         return runtime
     if requested is not None:
