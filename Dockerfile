@@ -1,22 +1,24 @@
 # The deployer's own image: one image, one command per service (see docker-compose.yml).
 # BASE is the public Python image by default; where no registry can be reached, pass an image made
-# offline (`deployer images bootstrap` makes deployer/debian-base:bookworm, which has python3).
-# PIP_FIND_LINKS names a wheelhouse inside the build context, for builds that cannot reach a package
-# index (empty means the index):
-#   pip wheel -w .wheelhouse '.[flower]' setuptools wheel async-timeout
-# setuptools builds the project from it; redis wants async-timeout on Python < 3.11.3 (Debian's 3.11.2).
-ARG BASE=python:3.11-slim
+# offline (`deployer images bootstrap` makes deployer/debian-base:trixie, which has python3 3.13).
+# Build arguments, both paths inside the build context and both seen by the build stage only:
+#   CA_BUNDLE       a CA bundle (PEM) pip trusts, for builds behind a TLS-intercepting proxy
+#   PIP_FIND_LINKS  a wheelhouse for builds that cannot reach a package index (empty means the index);
+#                   its wheels must fit the base's Python, e.g. on the trixie base (3.13):
+#     pip download -d .wheelhouse --only-binary=:all: --python-version 3.13 '.[flower]' setuptools
+#     pip wheel --no-deps -w .wheelhouse .
+ARG BASE=python:3.12-slim
 FROM ${BASE} AS build
-ARG PIP_FIND_LINKS=
+ARG PIP_FIND_LINKS= CA_BUNDLE=
 LABEL deployer.stage="build"
-ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY . /src
-WORKDIR /src
-RUN python3 -m venv /opt/deployer \
+RUN cd /src \
+ && python3 -m venv /opt/deployer \
+ && if [ -n "$CA_BUNDLE" ]; then export PIP_CERT="/src/$CA_BUNDLE"; fi \
  && if [ -n "$PIP_FIND_LINKS" ]; then src="--no-index --find-links $PIP_FIND_LINKS"; else src=""; fi \
- && /opt/deployer/bin/pip install --no-cache-dir $src '.[flower]'
+ && PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/deployer/bin/pip install --no-cache-dir $src '.[flower]'
 
-# The source and the wheelhouse stay in the build stage; only the virtualenv comes across.
+# The source, the wheelhouse and the CA stay in the build stage; only the virtualenv comes across.
 FROM ${BASE}
 COPY --from=build /opt/deployer /opt/deployer
 ENV PATH=/opt/deployer/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \

@@ -6,10 +6,12 @@ Decide: Dockerfile text, build-context digests and which base applies (pure). Ap
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import tarfile
@@ -20,12 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from deployer.errors import DeployerError
-from deployer.runtime import LaunchPlan
+from deployer.runtime import APP_DEPS, LaunchPlan
 from deployer.settings import Settings
 
 DOCKERFILES = Path(__file__).with_name("dockerfiles")
-PUBLIC_BASES = {"python": "python:3.11-slim", "node": "node:20-slim"}
-BOOTSTRAP_PACKAGES = ("python3", "python3-pip", "python3-venv", "nodejs", "ca-certificates")
+PUBLIC_BASES = {"python": "python:3.12-slim", "node": "node:20-slim"}
+BOOTSTRAP_SUITE = "trixie"  # Python 3.13 (the Zynd SDK needs >= 3.12), nodejs 20, esbuild, corepack
+BOOTSTRAP_PACKAGES = ("python3", "python3-venv", "nodejs", "ca-certificates")
+# npm's dependency cycles defeat debootstrap's resolver; apt inside the rootfs installs these.
+BOOTSTRAP_APT_PACKAGES = ("npm", "node-corepack", "esbuild")
+# What a runtime base's Dockerfile copies into its build stage, beside the settings (see build_dir_files).
+RECIPE_FILES = {"python": ("deployer_app_deps.py",), "node": ("node-tools.sh",)}
+BUILD_DIR = "build"  # in a build context: install settings and the CA, seen by a build stage only
+STAGE_ROOT = "/deployer-build"  # where a build stage has the context (build/, and app/ for app images)
+MOUNTED = f"{STAGE_ROOT}/{BUILD_DIR}"
+NODE_TOOLS = "/opt/deployer/node-tools"  # written by node-tools.sh: one "<tool> <version>" a line
 OnLine = Callable[[str], None]
 
 
@@ -59,28 +70,143 @@ def app_tag(deployment_id: str) -> str:
     return f"deployer/app-{deployment_id}"
 
 
-def render_app_dockerfile(base: str, plan: LaunchPlan, *, labels: dict[str, str], pip_index_url: str = "",
-                          has_wheels: bool = False, npm_registry: str = "") -> str:  # fmt: skip
-    # Few instructions: on slow storage drivers every step is a container commit.
-    lines = [f"FROM {base}"]
-    if has_wheels:
-        lines.append("COPY wheels /wheels")
-    lines.append("COPY app /app")
-    if plan.install:
-        env = []
-        if plan.runtime == "python":
-            if pip_index_url:
-                env.append(f"PIP_INDEX_URL={json.dumps(pip_index_url)}")
-            if has_wheels:
-                env.append("PIP_FIND_LINKS=/wheels")
-                if not pip_index_url:
-                    env.append("PIP_NO_INDEX=1")
-        elif npm_registry:
-            env.append(f"npm_config_registry={json.dumps(npm_registry)}")
-        lines.append("RUN " + " ".join([*env, *plan.install]))
-    lines.append("LABEL " + " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items())))
-    lines.append(f"CMD {json.dumps(list(plan.command))}")
+# ---- build settings (pure) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildSettings:
+    """How installs inside a build reach their packages. Never written into an image: a build stage
+    sources them from build/env, and only what it installed is copied into the image."""
+
+    pip_index_url: str = ""
+    pip_find_links: str = ""  # a URL (a local wheelhouse is copied into build/wheels instead)
+    npm_registry: str = ""
+    has_wheels: bool = False  # a wheelhouse in build/wheels
+    has_ca: bool = False  # a CA bundle in build/ca.crt
+    zynd_sdk_version: str = ""  # the Python bases' pin
+
+    @classmethod
+    def of(cls, settings: Settings) -> BuildSettings:
+        links = settings.pip_find_links
+        return cls(settings.pip_index_url, links if "://" in links else "", settings.npm_registry,
+                   local_wheelhouse(settings) is not None, bool(settings.build_ca_bundle))  # fmt: skip
+
+
+def local_wheelhouse(settings: Settings) -> Path | None:
+    links = settings.pip_find_links
+    return Path(links) if links and "://" not in links and Path(links).is_dir() else None
+
+
+def render_build_env(b: BuildSettings) -> str:
+    """build/env: sourced by the install step (its values never appear in a Dockerfile nor in the output)."""
+    values: list[tuple[str, str]] = []
+    if b.pip_index_url:
+        values.append(("PIP_INDEX_URL", b.pip_index_url))
+    if b.has_wheels:
+        values.append(("PIP_FIND_LINKS", f"{MOUNTED}/wheels"))
+        if not b.pip_index_url:
+            values.append(("PIP_NO_INDEX", "1"))
+    elif b.pip_find_links:
+        values.append(("PIP_FIND_LINKS", b.pip_find_links))
+    if b.npm_registry:
+        values += [("npm_config_registry", b.npm_registry), ("COREPACK_NPM_REGISTRY", b.npm_registry.rstrip("/")),
+                   ("YARN_NPM_REGISTRY_SERVER", b.npm_registry.rstrip("/"))]  # fmt: skip
+    if b.has_ca:
+        ca = f"{MOUNTED}/ca.crt"
+        values += [(name, ca) for name in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "GIT_SSL_CAINFO",
+                                           "NODE_EXTRA_CA_CERTS", "YARN_HTTPS_CA_FILE_PATH")]  # fmt: skip
+    if b.zynd_sdk_version:
+        values.append(("ZYND_SDK_VERSION", b.zynd_sdk_version))
+    lines = ["# Install settings of one build stage; never part of an image."]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in values]
     return "\n".join(lines) + "\n"
+
+
+def build_dir_files(settings: Settings, b: BuildSettings, extra: Iterable[str] = ()) -> dict[str, bytes]:
+    """The files of build/ (relative names): env, the CA bundle, the wheelhouse, `extra` files from DOCKERFILES."""
+    files = {"env": render_build_env(b).encode()}
+    wheels = local_wheelhouse(settings) if b.has_wheels else None
+    if wheels is not None:
+        files.update({f"wheels/{p.relative_to(wheels).as_posix()}": p.read_bytes() for p in _files(wheels)})
+    if b.has_ca:
+        try:
+            files["ca.crt"] = Path(settings.build_ca_bundle).read_bytes()
+        except OSError as exc:
+            where = settings.build_ca_bundle
+            raise BuildFailed(f"DEPLOYER_BUILD_CA_BUNDLE: cannot read {where}: {exc.strerror}") from None
+    for name in extra:
+        files[name] = (DOCKERFILES / name).read_bytes()
+    return files
+
+
+# ---- app images (pure) ---------------------------------------------------------------------------
+
+
+def _missing_tool(tool: str, why: str) -> str:
+    """A shell guard: fails the build with a line the deployment's error message leads with."""
+    pattern, line = shlex.quote(f"^{tool} "), shlex.quote(f"deployer: {why}")
+    return f"{{ grep -q {pattern} {NODE_TOOLS} || {{ echo {line}; exit 1; }}; }}"
+
+
+_NO_REGISTRY = ("the node base image was built where no npm registry answered, so corepack could not prepare it. "
+                "Set DEPLOYER_NPM_REGISTRY to a registry that answers and rebuild the bases "
+                "(deployer images build), or ship a package-lock.json to install with npm.")  # fmt: skip
+
+
+def build_steps(plan: LaunchPlan) -> list[str]:
+    """The shell steps of the build, run in the app's directory: guards naming a missing tool, the install,
+    the compile."""
+    steps = []
+    if plan.install and plan.install[0] in ("pnpm", "yarn"):
+        steps.append(_missing_tool(plan.install[0], f"{plan.install[0]} is not available: {_NO_REGISTRY}"))
+    if plan.install:
+        steps.append(" ".join(shlex.quote(a) for a in plan.install))
+    if plan.compile:
+        steps.append(_missing_tool(plan.compile[0], f"{plan.compile[0]} is not available in the node base image, "
+                                   "so TypeScript cannot be compiled; rebuild the node bases (deployer images build) "
+                                   "where an npm registry answers, or ship JavaScript."))  # fmt: skip
+        steps.append(" ".join(shlex.quote(a) for a in plan.compile))
+    return steps
+
+
+def _run_step(steps: list[str]) -> str:
+    return "RUN " + " \\\n && ".join(steps)
+
+
+def render_app_dockerfile(base: str, plan: LaunchPlan, *, labels: dict[str, str]) -> str:
+    """One stage when nothing is installed. With an install, a build stage that alone sees build/
+    (settings, CA) runs it and gathers what the image needs under /out: the app (with node_modules and
+    compiled files for Node) and, for Python, /opt/app-deps — the base's virtualenv is not copied again.
+    Few instructions: on slow storage drivers (fuse-overlayfs) every one is a container commit."""
+    tail = ["LABEL " + " ".join(f"{k}={json.dumps(v)}" for k, v in sorted(labels.items())),
+            f"CMD {json.dumps(list(plan.command))}"]  # fmt: skip
+    steps = build_steps(plan)
+    if not plan.install:
+        lines = [f"FROM {base}", "COPY app /app"]
+        if steps:
+            lines.append(_run_step(["cd /app", *steps]))
+        return "\n".join([*lines, *tail]) + "\n"
+    app = f"{STAGE_ROOT}/app"
+    gather = ["mkdir -p /out/opt", f"mv {APP_DEPS} /out/opt/"] if plan.runtime == "python" else ["mkdir -p /out"]
+    run = [f". {MOUNTED}/env", *([f"mkdir -p {APP_DEPS}"] if plan.runtime == "python" else []), f"cd {app}", *steps,
+           *gather, f"mv {app} /out/app"]  # fmt: skip
+    lines = [f"FROM {base} AS build", f"COPY . {STAGE_ROOT}/", _run_step(run), "",
+             f"FROM {base}", "COPY --from=build /out /"]  # fmt: skip
+    return "\n".join([*lines, *tail]) + "\n"
+
+
+def write_app_context(context: Path, settings: Settings, base: str, plan: LaunchPlan, labels: dict[str, str]) -> None:
+    """The Dockerfile, and build/ when something is installed."""
+    build = context / BUILD_DIR
+    shutil.rmtree(build, ignore_errors=True)
+    if plan.install:
+        b = BuildSettings.of(settings)
+        if plan.runtime != "python":
+            b = dataclasses.replace(b, has_wheels=False)
+        for name, data in build_dir_files(settings, b).items():
+            (build / name).parent.mkdir(parents=True, exist_ok=True)
+            (build / name).write_bytes(data)
+    (context / "Dockerfile").write_text(render_app_dockerfile(base, plan, labels=labels))
 
 
 def _files(root: Path) -> list[Path]:
@@ -88,8 +214,12 @@ def _files(root: Path) -> list[Path]:
 
 
 def context_digest(context: Path, base_id: str) -> str:
+    """What the image is made of: the base, the Dockerfile and the bundle. Not build/ — where packages come
+    from is not what the image is, and a restart with other install settings reuses the image."""
     h = hashlib.sha256(base_id.encode())
     for p in _files(context):
+        if p.relative_to(context).parts[0] == BUILD_DIR:
+            continue
         h.update(p.relative_to(context).as_posix().encode() + b"\0")
         h.update(hashlib.sha256(p.read_bytes()).digest())
     return h.hexdigest()
@@ -117,11 +247,18 @@ def stream_build(client: Any, *, context: bytes, tag: str, on_line: OnLine,
     )  # fmt: skip
     for event in events:
         if "error" in event:
-            raise BuildFailed(f"Image build failed: {str(event['error']).strip()[:300]}\n" + "\n".join(tail[-20:]))
+            raise BuildFailed(failure_message(str(event["error"]), tail))
         for line in str(event.get("stream", "")).splitlines():
             if line.strip():
                 tail.append(line)
                 on_line(line)
+
+
+def failure_message(error: str, tail: list[str]) -> str:
+    """The cause first: a `deployer: …` line our build steps print, else Docker's error; then the output's end."""
+    ours = [line.removeprefix("deployer: ") for line in tail if line.startswith("deployer: ")]
+    lead = ours[-1] if ours else f"Image build failed: {error.strip()[:300]}"
+    return lead + "\n" + "\n".join(tail[-20:])
 
 
 def image_labels(client: Any, tag: str) -> dict[str, str] | None:
@@ -146,21 +283,30 @@ def image_id(client: Any, tag: str) -> str | None:
 # ---- base images ---------------------------------------------------------------------------------
 
 
+def bootstrap_recipe() -> str:
+    what = [BOOTSTRAP_SUITE, BOOTSTRAP_PACKAGES, BOOTSTRAP_APT_PACKAGES]
+    return hashlib.sha256(json.dumps(what).encode()).hexdigest()
+
+
 def bootstrap_base(client: Any, settings: Settings, on_line: OnLine) -> str:
-    """A Debian bookworm rootfs by debootstrap, imported as `settings.bootstrap_image`; reused if present."""
-    tag = settings.bootstrap_image
-    if image_id(client, tag):
+    """A Debian trixie rootfs by debootstrap, imported as `settings.bootstrap_image`; reused while its
+    recipe (suite and packages) is unchanged."""
+    tag, recipe = settings.bootstrap_image, bootstrap_recipe()
+    labels = image_labels(client, tag)
+    if labels is not None and labels.get("deployer.recipe") == recipe:
         on_line(f"{tag} is present; not rebuilt")
         return tag
+    if labels is not None:
+        on_line(f"{tag} was made by another recipe; bootstrapping it again")
     if shutil.which("debootstrap") is None:
         raise BuildFailed("debootstrap is not installed (apt-get install debootstrap)")
     with tempfile.TemporaryDirectory(prefix="deployer-rootfs-") as tmp:
         root = Path(tmp) / "rootfs"
-        _run(["debootstrap", "--variant=minbase", f"--include={','.join(BOOTSTRAP_PACKAGES)}", "bookworm",
+        _run(["debootstrap", "--variant=minbase", f"--include={','.join(BOOTSTRAP_PACKAGES)}", BOOTSTRAP_SUITE,
               str(root), settings.debian_mirror], on_line)  # fmt: skip
-        # npm's dependency cycles defeat debootstrap's resolver; apt inside the rootfs handles them.
         shutil.copy("/etc/resolv.conf", root / "etc/resolv.conf")
-        _run(["chroot", str(root), "apt-get", "install", "-y", "-q", "--no-install-recommends", "npm"], on_line)
+        _run(["chroot", str(root), "apt-get", "install", "-y", "-q", "--no-install-recommends",
+              *BOOTSTRAP_APT_PACKAGES], on_line)  # fmt: skip
         _run(["chroot", str(root), "apt-get", "clean"], on_line)
         shutil.rmtree(root / "var/lib/apt/lists", ignore_errors=True)
         (root / "etc/resolv.conf").unlink(missing_ok=True)
@@ -171,7 +317,8 @@ def bootstrap_base(client: Any, settings: Settings, on_line: OnLine) -> str:
         client.api.import_image_from_file(
             str(tarball), repository=repo, tag=version,
             changes=["ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "ENV LANG=C.UTF-8",
-                     'CMD ["/bin/bash"]', "LABEL deployer.managed=true deployer.role=bootstrap"],
+                     'CMD ["/bin/bash"]',
+                     f"LABEL deployer.managed=true deployer.role=bootstrap deployer.recipe={recipe}"],
         )  # fmt: skip
     return tag
 
@@ -183,31 +330,85 @@ def _run(cmd: list[str], on_line: OnLine) -> None:
         raise BuildFailed(f"{cmd[0]} failed ({proc.returncode}): {(proc.stderr or proc.stdout)[-500:]}")
 
 
-def build_base_images(client: Any, settings: Settings, *, base_override: str | None, on_line: OnLine) -> list[str]:
-    """The four runtime bases from the Dockerfiles in the repo; `base_override` replaces the public base."""
+def base_buildargs(b: BaseImage, settings: Settings, base: str) -> dict[str, str]:
+    args = {"BASE": base, "KIND": b.kind}
+    if b.runtime == "python":
+        args["ZYND_SDK_VERSION"] = settings.zynd_sdk_version
+    return args
+
+
+def base_recipe(b: BaseImage, settings: Settings, *, base: str, base_id: str) -> str:
+    """A digest of everything a runtime base is made of: its Dockerfile and files, its build arguments,
+    and the image it is built FROM. Kept as the `deployer.recipe` label; a base whose label differs is
+    rebuilt (install settings and the CA are not part of it: they say where packages come from)."""
+    h = hashlib.sha256((DOCKERFILES / f"{b.runtime}.Dockerfile").read_bytes())
+    for name in RECIPE_FILES[b.runtime]:
+        h.update(name.encode() + b"\0" + (DOCKERFILES / name).read_bytes())
+    h.update(json.dumps([base_buildargs(b, settings, base), base_id], sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def base_context(b: BaseImage, settings: Settings) -> bytes:
+    """The Dockerfile and build/: install settings, the CA, a wheelhouse, the runtime's files."""
+    bs = BuildSettings.of(settings)
+    if b.runtime == "python":
+        bs = dataclasses.replace(bs, zynd_sdk_version=settings.zynd_sdk_version)
+    else:
+        bs = dataclasses.replace(bs, has_wheels=False)
+    files = {"Dockerfile": (DOCKERFILES / f"{b.runtime}.Dockerfile").read_bytes()}
+    files.update({f"{BUILD_DIR}/{k}": v for k, v in build_dir_files(settings, bs, RECIPE_FILES[b.runtime]).items()})
+    return _tar(files)
+
+
+def build_base_images(client: Any, settings: Settings, *, base_override: str | None, on_line: OnLine,
+                      only: Iterable[BaseImage] = BASE_IMAGES) -> list[str]:  # fmt: skip
+    """The runtime bases from the Dockerfiles in the repo; `base_override` replaces the public base.
+    Bases of one runtime differ only in labels: the second one's steps come from Docker's build cache."""
     built = []
-    for b in BASE_IMAGES:
+    for b in only:
         tag = str(getattr(settings, b.setting))
-        dockerfile = (DOCKERFILES / f"{b.runtime}.Dockerfile").read_bytes()
-        context = _single_file_tar("Dockerfile", dockerfile)
         base = base_override or PUBLIC_BASES[b.runtime]
+        base_id = image_id(client, base)
+        if base_id is None:
+            raise BuildFailed(f"{base} is not on this host: pull it, or make one with `deployer images bootstrap`")
+        args = {**base_buildargs(b, settings, base), "RECIPE": base_recipe(b, settings, base=base, base_id=base_id)}
         on_line(f"building {tag} FROM {base}")
-        stream_build(client, context=context, tag=tag, on_line=on_line, buildargs={"BASE": base, "KIND": b.kind})
+        stream_build(client, context=base_context(b, settings), tag=tag, on_line=on_line, buildargs=args)
         built.append(tag)
     return built
 
 
-def _single_file_tar(name: str, data: bytes) -> bytes:
+def _tar(files: dict[str, bytes]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
+        for name, data in sorted(files.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
 
+def stale_bases(client: Any, settings: Settings) -> list[tuple[BaseImage, str]]:
+    """The bases that are missing, or whose `deployer.recipe` label is not the recipe they would be built
+    by now (FROM the image named in their `deployer.base` label): each with the reason."""
+    stale = []
+    for b in BASE_IMAGES:
+        tag = str(getattr(settings, b.setting))
+        labels = image_labels(client, tag)
+        if labels is None:
+            stale.append((b, f"{tag} is missing"))
+            continue
+        base = labels.get("deployer.base", "")
+        base_id = image_id(client, base) if base else None
+        if base_id is None:
+            stale.append((b, f"{tag} was built FROM {base or 'an unknown base'}, which is gone"))
+        elif labels.get("deployer.recipe") != base_recipe(b, settings, base=base, base_id=base_id):
+            stale.append((b, f"{tag} was built by another recipe"))
+    return stale
+
+
 def bases_present(client: Any, settings: Settings) -> bool:
-    return all(image_id(client, str(getattr(settings, b.setting))) for b in BASE_IMAGES)
+    return not stale_bases(client, settings)
 
 
 def public_bases_reachable(client: Any, on_line: OnLine) -> bool:
@@ -227,12 +428,16 @@ def public_bases_reachable(client: Any, on_line: OnLine) -> bool:
 
 
 def ensure_base_images(client: Any, settings: Settings, on_line: OnLine) -> None:
-    """What `deployer up` and `images build` need: the bases, bootstrapping offline when no registry answers."""
-    if bases_present(client, settings):
+    """What `deployer up` and `images build` need: the bases, each built by today's recipe, bootstrapping
+    offline when no registry answers. A base from an older recipe is rebuilt, never silently reused."""
+    stale = stale_bases(client, settings)
+    if not stale:
         on_line("base images present")
         return
+    for _, reason in stale:
+        on_line(f"{reason}; building it")
     override = None if public_bases_reachable(client, on_line) else bootstrap_base(client, settings, on_line)
-    build_base_images(client, settings, base_override=override, on_line=on_line)
+    build_base_images(client, settings, base_override=override, on_line=on_line, only=[b for b, _ in stale])
 
 
 def list_images(client: Any) -> list[dict[str, Any]]:

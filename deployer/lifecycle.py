@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
@@ -162,23 +160,10 @@ def writing_config(ctx: Context, deployment_id: str, token: str) -> bool:
     base = images.base_for(s, info.runtime, info.entity_type)
     # Nothing deployment-specific in the image: identical bundles then share Docker's build cache.
     labels = {"deployer.managed": "true", "deployer.role": "app", "deployer.installation": ctx.installation}
-    wheels = _copy_wheels(ctx, deployment_id)
-    dockerfile = images.render_app_dockerfile(
-        base, info.launch, labels=labels, pip_index_url=s.pip_index_url, npm_registry=s.npm_registry, has_wheels=wheels
-    )
-    (workdir.context_dir(s, deployment_id) / "Dockerfile").write_text(dockerfile)
+    images.write_app_context(workdir.context_dir(s, deployment_id), s, base, info.launch, labels)
+    if info.launch.compile:
+        system(ctx, deployment_id, f"compile at build time: {' '.join(info.launch.compile)}")
     system(ctx, deployment_id, f"launch: {' '.join(info.launch.command)}")
-    return True
-
-
-def _copy_wheels(ctx: Context, deployment_id: str) -> bool:
-    """A local wheelhouse (DEPLOYER_PIP_FIND_LINKS) goes into the build context: builds may be offline."""
-    source = ctx.settings.pip_find_links
-    if not source or "://" in source or not Path(source).is_dir():
-        return False
-    target = workdir.context_dir(ctx.settings, deployment_id) / "wheels"
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(source, target)
     return True
 
 

@@ -9,6 +9,9 @@ from typing import Any
 from deployer.errors import InvalidUpload
 
 RUNTIMES = ("python", "node")
+APP_DEPS = "/opt/app-deps"  # a Python app's own packages: pip --prefix here; the bases put it on sys.path
+# `language` in the config JSON, as the reference accepts it.
+LANGUAGE_ALIASES = {"python": "python", "py": "python", "node": "node", "ts": "node", "js": "node"}
 _APP_DEF = re.compile(r"^app\s*(:[^=]*)?=", re.MULTILINE)
 
 
@@ -30,14 +33,22 @@ class LaunchPlan:
     runtime: str
     command: tuple[str, ...]
     install: tuple[str, ...] | None  # None: nothing to install
+    compile: tuple[str, ...] | None = None  # run at build time after the install (TypeScript → JavaScript)
 
 
 def detect_runtime(facts: BundleFacts, requested: str | None = None) -> str:
-    for source, value in (("language in the config", facts.language), ("runtime", requested)):
-        if value is not None:
-            if value not in RUNTIMES:
-                raise InvalidUpload(f"{source} must be one of {', '.join(RUNTIMES)}, got {value[:40]!r}")
-            return value
+    if facts.language is not None:
+        runtime = LANGUAGE_ALIASES.get(facts.language.strip().lower())
+        if runtime is None:
+            raise InvalidUpload(
+                f"language in the config must be one of {', '.join(RUNTIMES)} (or py, ts, js), "
+                f"got {facts.language[:40]!r}"
+            )
+        return runtime
+    if requested is not None:
+        if requested not in RUNTIMES:
+            raise InvalidUpload(f"runtime must be one of {', '.join(RUNTIMES)}, got {requested[:40]!r}")
+        return requested
     names = facts.files
     python = bool(names & {"agent.py", "service.py", "requirements.txt", "pyproject.toml"})
     node = "package.json" in names
@@ -64,11 +75,14 @@ def _requirement_lines(text: str) -> list[str]:
     return [ln for ln in (raw.strip() for raw in text.splitlines()) if ln and not ln.startswith("#")]
 
 
+_PIP = ("pip", "install", "--no-cache-dir", "--no-warn-script-location", "--prefix", APP_DEPS)
+
+
 def python_plan(facts: BundleFacts) -> LaunchPlan:
     if facts.requirements is not None and _requirement_lines(facts.requirements):
-        install: tuple[str, ...] | None = ("pip", "install", "--no-cache-dir", "-r", "requirements.txt")
+        install: tuple[str, ...] | None = (*_PIP, "-r", "requirements.txt")
     elif "pyproject.toml" in facts.files:
-        install = ("pip", "install", "--no-cache-dir", ".")
+        install = (*_PIP, ".")
     else:
         install = None
     entry = f"{facts.entity}.py"
@@ -80,9 +94,7 @@ def python_plan(facts: BundleFacts) -> LaunchPlan:
     for name in sorted(facts.python_sources):
         if _APP_DEF.search(facts.python_sources[name]):
             module = name.removesuffix(".py")
-            return LaunchPlan(
-                "python", ("uvicorn", f"{module}:app", "--host", "0.0.0.0", "--port", "5000"), install
-            )
+            return LaunchPlan("python", ("uvicorn", f"{module}:app", "--host", "0.0.0.0", "--port", "5000"), install)
     raise InvalidUpload(
         f"Could not find how to start the Python app: add {entry}, a Procfile with a web: line, "
         "or a module that defines app"
@@ -103,11 +115,24 @@ def node_install(facts: BundleFacts) -> tuple[str, ...] | None:
     return None
 
 
+def typescript_build(entry: str, *, esm: bool) -> tuple[tuple[str, ...], str]:
+    """esbuild compiles `<entry>.ts` with its local imports into one file beside it (so `__dirname` and
+    relative paths mean what they meant in the source); packages stay `require`/`import`s of node_modules.
+    Returns the compile command (run in the app's directory) and the file the container runs."""
+    out = f"{entry}.compiled.{'mjs' if esm else 'cjs'}"
+    fmt = "esm" if esm else "cjs"
+    command = ("esbuild", f"{entry}.ts", "--bundle", "--platform=node", "--target=node20", "--packages=external",
+               f"--format={fmt}", "--sourcemap", "--log-level=warning", f"--outfile={out}")  # fmt: skip
+    return command, f"/app/{out}"
+
+
 def node_plan(facts: BundleFacts) -> LaunchPlan:
     install = node_install(facts)
     pkg = facts.package_json or {}
     if f"{facts.entity}.ts" in facts.files:
-        return LaunchPlan("node", ("npx", "--yes", "tsx", f"/app/{facts.entity}.ts"), install)
+        # Compiled at build time, never fetched at start: a restart needs no registry.
+        compile_, out = typescript_build(facts.entity, esm=pkg.get("type") == "module")
+        return LaunchPlan("node", ("node", "--enable-source-maps", out), install, compile_)
     if f"{facts.entity}.js" in facts.files:
         return LaunchPlan("node", ("node", f"/app/{facts.entity}.js"), install)
     scripts = pkg.get("scripts")

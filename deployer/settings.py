@@ -94,6 +94,14 @@ class Settings:
     pip_index_url: str = _var("DEPLOYER_PIP_INDEX_URL", "", "url", "pip index used inside image builds")
     pip_find_links: str = _var("DEPLOYER_PIP_FIND_LINKS", "", "path|url", "Wheelhouse used inside image builds")
     npm_registry: str = _var("DEPLOYER_NPM_REGISTRY", "", "url", "npm registry used inside image builds")
+    build_ca_bundle: str = _var(
+        "DEPLOYER_BUILD_CA_BUNDLE", "", "path",
+        "CA bundle (PEM, replaces the default roots for pip) for installs inside image builds, e.g. behind a "
+        "TLS-intercepting proxy; kept out of every image",
+    )  # fmt: skip
+    zynd_sdk_version: str = _var(
+        "DEPLOYER_ZYND_SDK_VERSION", "0.6.5", "version", "zyndai-agent[heartbeat] preinstalled in the Python bases"
+    )
     agent_base_image: str = _var("AGENT_BASE_IMAGE", "deployer/agent-base:latest", "image", "Python agents")
     service_base_image: str = _var("SERVICE_BASE_IMAGE", "deployer/service-base:latest", "image", "Python services")
     node_agent_base_image: str = _var(
@@ -114,7 +122,7 @@ class Settings:
         "DEPLOYER_DEBIAN_MIRROR", "http://deb.debian.org/debian", "url", "Mirror for `images bootstrap`"
     )
     bootstrap_image: str = _var(
-        "DEPLOYER_BOOTSTRAP_IMAGE", "deployer/debian-base:bookworm", "image", "Offline base made by debootstrap"
+        "DEPLOYER_BOOTSTRAP_IMAGE", "deployer/debian-base:trixie", "image", "Offline base made by debootstrap"
     )
     schedule_leader_lock_ttl_ms: int = _var(
         "SCHEDULE_LEADER_LOCK_TTL_MS", 30000, "ms", "Beat leader lease", min=1000
@@ -208,6 +216,14 @@ def _parse(f: dataclasses.Field[Any], raw: str) -> Any:
     return raw.strip()
 
 
+# (attribute, variable, pattern a set value must match, what it should look like)
+_SHAPES = (
+    ("wildcard_domain", "DEPLOYER_WILDCARD_DOMAIN", r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", "a valid domain"),
+    ("installation_id", "DEPLOYER_INSTALLATION_ID", r"[a-z0-9][a-z0-9-]{0,31}", "1-32 of a-z, 0-9 and -"),
+    ("zynd_sdk_version", "DEPLOYER_ZYND_SDK_VERSION", r"[0-9][0-9A-Za-z.+!-]*", "a version such as 0.6.5"),
+)
+
+
 def _check(s: Settings) -> None:
     if s.env not in ("dev", "production"):
         raise ConfigError(f"DEPLOYER_ENV: expected dev or production, got {s.env!r}")
@@ -219,12 +235,12 @@ def _check(s: Settings) -> None:
         raise ConfigError("DATABASE_URL: expected a postgresql+psycopg:// or sqlite:/// URL")
     if s.public_scheme not in ("http", "https"):
         raise ConfigError(f"DEPLOYER_PUBLIC_SCHEME: expected http or https, got {s.public_scheme!r}")
-    if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", s.wildcard_domain):
-        raise ConfigError(f"DEPLOYER_WILDCARD_DOMAIN: not a valid domain: {s.wildcard_domain!r}")
+    for attr, name, pattern, shape in _SHAPES:
+        value = getattr(s, attr)
+        if (value or attr != "installation_id") and not re.fullmatch(pattern, value):
+            raise ConfigError(f"{name}: expected {shape}, got {value!r}")
     if s.secret_key and len(s.secret_key) < 16:
         raise ConfigError("DEPLOYER_SECRET_KEY: use a random value of at least 16 characters, or leave it unset")
-    if s.installation_id and not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,31}", s.installation_id):
-        raise ConfigError("DEPLOYER_INSTALLATION_ID: 1-32 of a-z, 0-9 and -, starting with a letter or digit")
     if s.trace_proxy and not (s.trace_proxy_key_id and s.trace_proxy_secret):
         raise ConfigError("TRACE_PROXY_SECRET: TRACE_PROXY=true needs TRACE_PROXY_KEY_ID and TRACE_PROXY_SECRET")
 

@@ -1,5 +1,6 @@
 """The compose file and the deployer's own image, for real: the image is built from the Dockerfile
-(offline here: the bootstrapped Debian base and a wheelhouse made on the host), `init` prepares the
+(offline here: the bootstrapped Debian trixie base, its build stage installing from the package index
+through the machine's TLS-intercepting proxy with the machine's CA bundle), `init` prepares the
 database, and the deployer's services run from it under docker-compose and deploy a sample through
 Caddy. PostgreSQL, Redis and Caddy are this machine's (their images cannot be pulled here): the
 deployer services are started with --no-deps and pointed at them by the same variables an operator
@@ -8,8 +9,8 @@ sets."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import requests
 from sqlalchemy.engine import make_url
 
 from deployer.settings import load_settings
+from tests.integration.conftest import MACHINE_CA
 from tests.stack import Api, Caddy, free_port, wait_for
 from tests.zips import zip_folder
 
@@ -39,7 +41,7 @@ def image_base(docker_client: Any) -> str:
     """The public Python image where it was pulled, else the base bootstrapped from Debian."""
     import docker
 
-    for tag in ("python:3.11-slim", load_settings({}).bootstrap_image):
+    for tag in ("python:3.12-slim", load_settings({}).bootstrap_image):
         try:
             docker_client.images.get(tag)
             return tag
@@ -51,9 +53,8 @@ def image_base(docker_client: Any) -> str:
 @pytest.fixture
 def compose_env(tmp_path: Path, new_pg_database: Any, redis_url: str, docker_client: Any,
                 base_images: None) -> Iterator[dict[str, str]]:  # fmt: skip
-    wheelhouse = ROOT / ".wheelhouse"  # inside the build context; the Dockerfile drops it from the image
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "-w", str(wheelhouse), ".[flower]", "setuptools",
-                    "wheel", "async-timeout"], cwd=ROOT, check=True, timeout=900)  # fmt: skip
+    ca = ROOT / ".build-ca.pem"  # inside the build context; only the Dockerfile's build stage sees it
+    shutil.copyfile(MACHINE_CA, ca)
     db = make_url(new_pg_database())
     caddy = Caddy(tmp_path / "caddy")
     data = tmp_path / "data"
@@ -63,7 +64,7 @@ def compose_env(tmp_path: Path, new_pg_database: Any, redis_url: str, docker_cli
            if not k.startswith(("DEPLOYER_", "DATABASE_URL", "CELERY_", "CADDY_", "TRACE_", "REDIS_", "POSTGRES_"))},
         "COMPOSE_PROJECT_NAME": f"deployertest{uuid.uuid4().hex[:8]}",
         "DEPLOYER_IMAGE": "deployer/deployer:test", "DEPLOYER_IMAGE_BASE": image_base(docker_client),
-        "DEPLOYER_IMAGE_WHEELHOUSE": ".wheelhouse",
+        "DEPLOYER_IMAGE_CA_BUNDLE": ca.name,
         "DEPLOYER_SECRET_KEY": uuid.uuid4().hex, "DEPLOYER_DATA_ROOT": str(data),
         "POSTGRES_USER": str(db.username), "POSTGRES_PASSWORD": str(db.password), "POSTGRES_PORT": str(db.port),
         "POSTGRES_DB": str(db.database),
@@ -84,6 +85,7 @@ def compose_env(tmp_path: Path, new_pg_database: Any, redis_url: str, docker_cli
         subprocess.run(["docker-compose", "down", "--remove-orphans", "--volumes", "--rmi", "all"], cwd=ROOT,
                        env=env, capture_output=True, timeout=300)  # fmt: skip
         docker_client.images.prune(filters={"dangling": True, "label": "deployer.stage=build"})  # the build stage
+        ca.unlink(missing_ok=True)
         caddy.close()
 
 

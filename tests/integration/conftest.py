@@ -3,8 +3,10 @@ a Celery worker and beat as separate processes, and the web app on a loopback po
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,10 +34,16 @@ def docker_client() -> Any:
     return docker.from_env(timeout=600)
 
 
+# Containers reach package indexes through the machine's TLS-intercepting proxy here: builds trust its CA.
+MACHINE_CA = "/etc/ssl/certs/ca-certificates.crt"
+BUILD_ENV = {"DEPLOYER_BUILD_CA_BUNDLE": MACHINE_CA} if Path(MACHINE_CA).is_file() else {}
+
+
 @pytest.fixture(scope="session")
 def base_images(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
-    """The four runtime bases; bootstrapped offline from Debian once per machine when no registry answers."""
-    settings = load_settings({"DEPLOYER_DATA_ROOT": str(tmp_path_factory.mktemp("images"))})
+    """The four runtime bases by today's recipe; bootstrapped offline from Debian once per machine when no
+    registry answers, rebuilt when their recipe changed, else reused."""
+    settings = load_settings({"DEPLOYER_DATA_ROOT": str(tmp_path_factory.mktemp("images")), **BUILD_ENV})
     ensure_base_images(docker_client, settings, lambda line: print(line))
 
 
@@ -60,6 +68,17 @@ class Stack:
 
     def restart_worker(self) -> None:
         self.worker = CeleryProcess(self.settings, "worker", self.logdir)
+
+    @contextmanager
+    def worker_with(self, **changes: Any) -> Iterator[None]:
+        """The worker replaced by one whose settings differ by `changes`, then the usual one again."""
+        self.worker.stop()
+        self.worker = CeleryProcess(dataclasses.replace(self.settings, **changes), "worker", self.logdir)
+        try:
+            yield
+        finally:
+            self.worker.stop()
+            self.restart_worker()
 
     def restart_watcher(self, **env: str) -> None:
         self.watcher.stop()
@@ -120,6 +139,7 @@ def make_stack_env(tmp_path_factory: pytest.TempPathFactory, new_pg_database: Ca
         "DEPLOYER_PORT_MIN": str(lo),
         "DEPLOYER_PORT_MAX": str(lo + 999),
         "DEPLOYER_LOG_RATE_LINES": "0",  # the log tests print 200 000 lines at full speed; the budget has its own
+        **BUILD_ENV,
     }
 
 

@@ -5,9 +5,10 @@ from typing import Any
 import pytest
 
 from deployer.errors import InvalidUpload
-from deployer.runtime import BundleFacts, launch_plan
+from deployer.runtime import BundleFacts, detect_runtime, launch_plan
 
-PIP_R = ("pip", "install", "--no-cache-dir", "-r", "requirements.txt")
+PIP = ("pip", "install", "--no-cache-dir", "--no-warn-script-location", "--prefix", "/opt/app-deps")
+PIP_R = (*PIP, "-r", "requirements.txt")
 
 
 def facts(*files: str, **kw: Any) -> BundleFacts:
@@ -21,7 +22,7 @@ CASES: list[tuple[str, BundleFacts, str, tuple[str, ...], tuple[str, ...] | None
     ("requirements only comments installs nothing", facts("agent.py", "requirements.txt", entity="agent",
      requirements="# nothing\n\n"), "python", ("python", "/app/agent.py"), None),
     ("pyproject", facts("pyproject.toml", "service.py"), "python", ("python", "/app/service.py"),
-     ("pip", "install", "--no-cache-dir", ".")),
+     (*PIP, ".")),
     ("procfile", facts("requirements.txt", "Procfile", procfile="release: x\nweb: gunicorn app:app\n",
      requirements=""), "python", ("sh", "-c", "gunicorn app:app"), None),
     ("uvicorn module:app", facts("requirements.txt", "main.py", requirements="fastapi\n",
@@ -29,9 +30,9 @@ CASES: list[tuple[str, BundleFacts, str, tuple[str, ...], tuple[str, ...] | None
      ("uvicorn", "main:app", "--host", "0.0.0.0", "--port", "5000"), PIP_R),
     ("annotated app", facts("pyproject.toml", "server.py", python_sources={"server.py": "app: Starlette = x()\n"}),
      "python", ("uvicorn", "server:app", "--host", "0.0.0.0", "--port", "5000"),
-     ("pip", "install", "--no-cache-dir", ".")),
-    ("node ts agent via tsx", facts("package.json", "agent.ts", entity="agent", package_json={}), "node",
-     ("npx", "--yes", "tsx", "/app/agent.ts"), None),
+     (*PIP, ".")),
+    ("node ts agent runs the file compiled at build time", facts("package.json", "agent.ts", entity="agent",
+     package_json={}), "node", ("node", "--enable-source-maps", "/app/agent.compiled.cjs"), None),
     ("node js agent", facts("package.json", "agent.js", entity="agent", package_json={}), "node",
      ("node", "/app/agent.js"), None),
     ("node scripts.start", facts("package.json", package_json={"scripts": {"start": "node srv.js"}}), "node",
@@ -86,3 +87,29 @@ def test_a_requested_runtime_must_be_known() -> None:
 def test_a_bundle_without_an_entry_point_says_what_to_add(f: BundleFacts, problem: str) -> None:
     with pytest.raises(InvalidUpload, match=problem):
         launch_plan(f)
+
+
+@pytest.mark.parametrize(
+    ("language", "runtime"),
+    [("python", "python"), ("py", "python"), ("node", "node"), ("ts", "node"), ("js", "node"), (" TS ", "node")],
+)
+def test_the_config_language_accepts_the_references_aliases(language: str, runtime: str) -> None:
+    assert detect_runtime(facts("agent.py", "package.json", language=language)) == runtime
+
+
+def test_an_unknown_config_language_is_refused_with_the_accepted_names() -> None:
+    with pytest.raises(InvalidUpload, match=r"language in the config must be one of python, node \(or py, ts, js\)"):
+        detect_runtime(facts("agent.py", language="ruby"))
+
+
+@pytest.mark.parametrize(("package_type", "fmt", "out"), [(None, "cjs", "cjs"), ("module", "esm", "mjs")])
+def test_a_typescript_entry_is_compiled_by_esbuild_at_build_time_never_fetched_at_start(
+    package_type: str | None, fmt: str, out: str
+) -> None:
+    pkg = {"type": package_type} if package_type else {}
+    plan = launch_plan(facts("package.json", "agent.ts", entity="agent", package_json=pkg))
+    assert plan.compile is not None and plan.compile[:2] == ("esbuild", "agent.ts")  # run in the app's directory
+    assert {"--bundle", "--platform=node", "--packages=external", f"--format={fmt}"} <= set(plan.compile)
+    assert f"--outfile=agent.compiled.{out}" in plan.compile
+    assert plan.command == ("node", "--enable-source-maps", f"/app/agent.compiled.{out}")
+    assert "npx" not in plan.command and "tsx" not in " ".join(plan.command)
