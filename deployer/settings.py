@@ -125,6 +125,9 @@ class Settings:
         "TRACE_PROXY_SIGNING_WINDOW_MS", 60000, "ms", "Accepted clock skew of signed requests", min=1
     )
     trace_proxy_timeout_ms: int = _var("TRACE_PROXY_TIMEOUT_MS", 5000, "ms", "Ingest request timeout", min=1)
+    trace_proxy_mode: str = _var(
+        "TRACE_PROXY_MODE", "single", "single|batch", "single: one request an entry, as the reference; batch: ours only"
+    )
     trace_prune_hours: int = _var("TRACE_PRUNE_HOURS", 72, "h", "Trace entries kept", min=1)
     trace_dashboard_token: str = _var(
         "TRACE_DASHBOARD_TOKEN", "", "string", "Logs in to the trace dashboard and its API; empty = closed"
@@ -211,6 +214,8 @@ def _check(s: Settings) -> None:
         raise ConfigError(f"DEPLOYER_WILDCARD_DOMAIN: not a valid domain: {s.wildcard_domain!r}")
     if s.env != "dev" and (s.secret_key == DEV_SECRET_KEY or len(s.secret_key) < 16):
         raise ConfigError("DEPLOYER_SECRET_KEY: set a random value of at least 16 characters outside dev")
+    if s.trace_proxy_mode not in ("single", "batch"):
+        raise ConfigError(f"TRACE_PROXY_MODE: expected single or batch, got {s.trace_proxy_mode!r}")
     if s.trace_proxy and not (s.trace_proxy_key_id and s.trace_proxy_secret):
         raise ConfigError("TRACE_PROXY_SECRET: TRACE_PROXY=true needs TRACE_PROXY_KEY_ID and TRACE_PROXY_SECRET")
 
