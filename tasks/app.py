@@ -81,7 +81,6 @@ def create_celery(settings: Settings) -> Celery:
     from tasks import housekeeping, runs, stages
     from traces.recorder import recorder_for
     from traces.watchers import install_celery
-    from traces.wiring import instrument_process
 
     app = base_app(settings)
     stages.register(app, settings)
@@ -90,5 +89,4 @@ def create_celery(settings: Settings) -> Celery:
     app.conf.deployer_recorder = recorder = recorder_for(settings)
     if recorder is not None:
         install_celery(app, recorder)
-        instrument_process(recorder)  # beat's leader lock and the Redis transport; forked workers inherit it
     return app

@@ -24,9 +24,10 @@ def chain(*callbacks: Callable[[str, Any], None] | None) -> Callable[[str, Any],
 
 
 def instrument_process(rec: Recorder | None) -> None:
-    """What is watched process-wide, once per process (web app, Celery worker and beat, watcher): warnings
-    and errors logged, and every command of every Redis client the process makes (publisher, hub,
-    schedules, leader lock, Celery's Redis transport)."""
+    """What is watched process-wide (the web app; each worker process and the watcher, with their
+    Context): warnings and errors logged, and every command of every Redis client the process makes
+    (publisher, schedule state and locks, Celery's Redis transport). Call it with the process's one
+    recorder: a second recorder would record each command again. Beat is slim and not traced."""
     if rec is None:
         return
     install_logging(rec)
