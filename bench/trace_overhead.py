@@ -70,7 +70,7 @@ def ingest(total: int, batch: int = 200) -> None:
     url = f"http://127.0.0.1:{port}"
     settings = load_settings({"DEPLOYER_DATA_ROOT": str(root), "DB_DATABASE_SQLITE": str(root / "trace.sqlite"),
                               "TRACE_PROXY_URL": url, "TRACE_PROXY_KEY_ID": "bench", "TRACE_PROXY_SECRET": "x" * 32,
-                              "TRACE_DASHBOARD_TOKEN": "t"})  # fmt: skip
+                              "TRACE_DASHBOARD_TOKEN": "t", "TRACE_PROXY_MODE": "batch"})  # fmt: skip
     proc = TraceRuntimeProcess([sys.executable, "-m", "traces"], settings_env(settings), root, port=port)
     try:
         proc.wait_up()

@@ -145,6 +145,9 @@ class Settings:
         "TRACE_PROXY_SIGNING_WINDOW_MS", 60000, "ms", "Accepted clock skew of signed requests", min=1
     )
     trace_proxy_timeout_ms: int = _var("TRACE_PROXY_TIMEOUT_MS", 5000, "ms", "Ingest request timeout", min=1)
+    trace_proxy_mode: str = _var(
+        "TRACE_PROXY_MODE", "single", "single|batch", "single: one request an entry, as the reference; batch: ours only"
+    )
     trace_prune_hours: int = _var("TRACE_PRUNE_HOURS", 72, "h", "Trace entries kept", min=1)
     trace_dashboard_token: str = _var(
         "TRACE_DASHBOARD_TOKEN", "", "string", "Logs in to the trace dashboard and its API; empty = closed"
@@ -224,17 +227,23 @@ _SHAPES = (
 )
 
 
+_CHOICES = (
+    ("env", "DEPLOYER_ENV", ("dev", "production")),
+    ("public_scheme", "DEPLOYER_PUBLIC_SCHEME", ("http", "https")),
+    ("trace_proxy_mode", "TRACE_PROXY_MODE", ("single", "batch")),
+)
+
+
 def _check(s: Settings) -> None:
-    if s.env not in ("dev", "production"):
-        raise ConfigError(f"DEPLOYER_ENV: expected dev or production, got {s.env!r}")
+    for attr, name, allowed in _CHOICES:
+        if getattr(s, attr) not in allowed:
+            raise ConfigError(f"{name}: expected {' or '.join(allowed)}, got {getattr(s, attr)!r}")
     if s.port_min > s.port_max:
         raise ConfigError(f"DEPLOYER_PORT_MIN: {s.port_min} is above DEPLOYER_PORT_MAX {s.port_max}")
     if not _RESTART_POLICY.match(s.restart_policy):
         raise ConfigError(f"DEPLOYER_RESTART_POLICY: expected 'no' or 'on-failure:N', got {s.restart_policy!r}")
     if not s.database_url.startswith(("sqlite:///", "postgresql+psycopg://")):
         raise ConfigError("DATABASE_URL: expected a postgresql+psycopg:// or sqlite:/// URL")
-    if s.public_scheme not in ("http", "https"):
-        raise ConfigError(f"DEPLOYER_PUBLIC_SCHEME: expected http or https, got {s.public_scheme!r}")
     for attr, name, pattern, shape in _SHAPES:
         value = getattr(s, attr)
         if (value or attr != "installation_id") and not re.fullmatch(pattern, value):

@@ -251,15 +251,20 @@ class Recorder:
                     writes.append(self._prepare(entry))
                 except Exception as exc:
                     self._failed(exc)
-        try:
-            if writes:
+        if writes:
+            try:
                 self.sink.write(writes)
-            for kind, payload in items:
-                if kind == "update":
-                    uuid, content, tags = payload
+            except IngestRefused as exc:  # some were delivered
+                self._failed(exc, exc.failed)
+            except Exception as exc:
+                self._failed(exc, len(writes))
+        for kind, payload in items:
+            if kind == "update":
+                uuid, content, tags = payload
+                try:
                     self.sink.update(uuid, within_budget(self.redaction.body(content)), tags)
-        except Exception as exc:
-            self._failed(exc, len(items))
+                except Exception as exc:
+                    self._failed(exc)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything recorded so far was delivered (tests, shutdown)."""
@@ -285,15 +290,35 @@ class LocalSink:
         self.store.update(uuid, content, tags)
 
 
+class IngestRefused(RuntimeError):
+    """Some of a sink's writes were refused; `failed` says how many entries were lost."""
+
+    def __init__(self, message: str, failed: int) -> None:
+        super().__init__(message)
+        self.failed = failed
+
+
 class ProxySink:
-    """Signed POSTs to the trace runtime, exactly as its gateway checks them."""
+    """Signed POSTs to the trace runtime, exactly as the reference's sender makes them: the request goes
+    to TRACE_PROXY_URL (its path prefix kept) + the ingest path, and is signed over the ingest path alone,
+    with no query string.
+
+    TRACE_PROXY_MODE=single (default) speaks only the reference's wire, so any reference-shaped runtime
+    takes it: one `{"entry"}` a request, then `{familyHash, exceptUuid}` to `<path>/mark-family-stale`
+    for an entry of a family, and updates as `{uuid, patch: {content}}`. `batch` (our runtime only)
+    sends `{"entries": […]}` in one request (the runtime marks older family members itself) and adds
+    the update's tags."""
 
     def __init__(self, settings: Settings) -> None:
         import requests
 
         self.settings, self.session = settings, requests.Session()
         self.base = settings.trace_proxy_url.rstrip("/")
-        self.prefix = settings.trace_proxy_path.rsplit("/", 1)[0]
+        raw = settings.trace_proxy_path.strip()
+        self.path = "/" + raw.strip("/") if raw else "/zin/trace/write"
+        prefix = "" if self.path == "/" else self.path
+        self.update_path, self.stale_path = f"{prefix}/update", f"{prefix}/mark-family-stale"
+        self.batch = settings.trace_proxy_mode == "batch"
 
     def _post(self, path: str, doc: dict[str, Any]) -> None:
         from traces.signing import sign
@@ -308,10 +333,25 @@ class ProxySink:
             raise RuntimeError(f"trace ingest answered {resp.status_code}: {resp.text[:200]}")
 
     def write(self, entries: list[dict[str, Any]]) -> None:
-        self._post(self.settings.trace_proxy_path, {"entries": entries})
+        if self.batch:
+            self._post(self.path, {"entries": entries})
+            return
+        failed, first = 0, ""
+        for entry in entries:  # one refused entry does not cost the others
+            try:
+                self._post(self.path, {"entry": entry})
+                if entry.get("familyHash") and entry.get("isLatest", True):
+                    self._post(self.stale_path, {"familyHash": entry["familyHash"], "exceptUuid": entry["uuid"]})
+            except Exception as exc:
+                failed, first = failed + 1, first or f"{type(exc).__name__}: {exc}"
+        if failed:
+            raise IngestRefused(f"{failed} of {len(entries)} entries not delivered; first: {first}", failed)
 
     def update(self, uuid: str, content: dict[str, Any], tags: list[str]) -> None:
-        self._post(f"{self.prefix}/update", {"uuid": uuid, "content": content, "tags": tags})
+        doc: dict[str, Any] = {"uuid": uuid, "patch": {"content": content}}
+        if self.batch and tags:
+            doc["tags"] = tags
+        self._post(self.update_path, doc)
 
 
 def recorder_for(settings: Settings) -> Recorder | None:

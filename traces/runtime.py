@@ -2,8 +2,12 @@
 own SQLite file. Slim on purpose: Flask and the standard library, no Celery, Redis, Docker or
 SQLAlchemy, so it starts from the `trace` requirement set alone.
 
-Ingest answers `{ok: true, …}` or `{ok: false, error: {code, message}}`: 401 expired or replayed,
-403 any other signature failure, 400 an invalid body after a good signature, 500 a storage failure.
+Ingest speaks the reference's wire: `POST <TRACE_PROXY_PATH>` `{"entry": {…}}` (or, our extension,
+`{"entries": […]}`), `<path>/update` `{"uuid", "patch": {"content"?, "isLatest"?}}` (and, ours,
+`"tags"`), `<path>/mark-family-stale` `{"familyHash", "exceptUuid"}`. It answers `200 {"ok": true}`
+or `{"ok": false, "error": {code, message}}`: 401 EXPIRED or REPLAYED, 403 any other signature
+failure, 400 VALIDATION_ERROR for a bad body after a good signature, 500 CONFIG_ERROR without a key
+id and secret, 500 STORE_FAILED when storage fails.
 """
 
 from __future__ import annotations
@@ -44,17 +48,24 @@ def _fail(status: int, code: str, message: str) -> tuple[Response, int]:
     return jsonify({"ok": False, "error": {"code": code, "message": message}}), status
 
 
+def _path(raw: str) -> str:
+    """TRACE_PROXY_PATH as the reference normalises it: a leading slash, no trailing one."""
+    path = "/" + raw.strip().strip("/")
+    return path if raw.strip() else "/zin/trace/write"
+
+
 def signed(settings: Settings, store: TraceStore, handler: Callable[[TraceStore, Any], dict[str, Any]]
            ) -> Callable[[], tuple[Response, int]]:  # fmt: skip
-    """A view that verifies the signature (in DESIGN §12's order) before `handler` sees the JSON body."""
+    """A view that verifies the signature (in DESIGN §12's order) before `handler` sees the JSON body.
+    Like the reference, it verifies against the route's own path with no query string: a sender whose
+    base URL has a path prefix signs the path without it."""
 
     def view() -> tuple[Response, int]:
         body = request.get_data(cache=False)
-        query = request.query_string.decode()
-        req = Request(request.method, request.path, f"?{query}" if query else "",
-                      {k.lower(): v for k, v in request.headers.items()}, body)  # fmt: skip
-        if not settings.trace_proxy_secret:
-            return _fail(403, "NOT_CONFIGURED", "the trace runtime has no TRACE_PROXY_SECRET")
+        if not (settings.trace_proxy_key_id.strip() and settings.trace_proxy_secret.strip()):
+            return _fail(500, "CONFIG_ERROR", "the trace runtime needs TRACE_PROXY_KEY_ID and TRACE_PROXY_SECRET")
+        route = request.url_rule.rule if request.url_rule is not None else request.path
+        req = Request(request.method, route, "", {k.lower(): v for k, v in request.headers.items()}, body)
         try:
             refused = verify(req, key_id=settings.trace_proxy_key_id, secret=settings.trace_proxy_secret,
                              window_ms=settings.trace_proxy_signing_window_ms, now_ms=now_ms(),
@@ -65,9 +76,13 @@ def signed(settings: Settings, store: TraceStore, handler: Callable[[TraceStore,
         if refused is not None:
             return _fail(refused.status, refused.code, refused.message)
         try:
-            return jsonify({"ok": True, **handler(store, json.loads(body))}), 200
-        except (ValueError, InvalidEntry, KeyError, TypeError) as exc:
-            return _fail(400, "INVALID_BODY", str(exc)[:300] or "invalid body")
+            doc = json.loads(body)
+        except ValueError:
+            doc = None  # as the reference, which reads an unparsable body as {}
+        try:
+            return jsonify({"ok": True, **handler(store, doc if isinstance(doc, dict) else {})}), 200
+        except InvalidEntry as exc:
+            return _fail(400, "VALIDATION_ERROR", str(exc)[:300] or "invalid body")
         except Exception:
             log.exception("trace ingest failed")
             return _fail(500, "STORE_FAILED", "could not store the entries")
@@ -76,33 +91,50 @@ def signed(settings: Settings, store: TraceStore, handler: Callable[[TraceStore,
     return view
 
 
-def _write(store: TraceStore, doc: Any) -> dict[str, Any]:
-    entries = doc.get("entries") if isinstance(doc, dict) else None
-    if not isinstance(entries, list):
-        raise InvalidEntry('body must be {"entries": [...]}')
-    return {"written": store.write(entries)}
+def _write(store: TraceStore, doc: dict[str, Any]) -> dict[str, Any]:
+    if "entry" not in doc and isinstance(doc.get("entries"), list):  # our batching extension
+        return {"written": store.write(doc["entries"])}
+    entry = doc.get("entry")
+    if not isinstance(entry, dict):
+        raise InvalidEntry("entry must be an object")
+    store.write([entry])
+    return {}
 
 
-def _update(store: TraceStore, doc: Any) -> dict[str, Any]:
-    if not isinstance(doc, dict) or not isinstance(doc.get("uuid"), str) or not isinstance(doc.get("content"), dict):
-        raise InvalidEntry('body must be {"uuid": str, "content": {...}, "tags": [...]}')
-    tags = doc.get("tags", [])
+def _update(store: TraceStore, doc: dict[str, Any]) -> dict[str, Any]:
+    uuid, patch = doc.get("uuid"), doc.get("patch")
+    if not isinstance(uuid, str) or not uuid.strip():
+        raise InvalidEntry("uuid is required")
+    if not isinstance(patch, dict):
+        raise InvalidEntry("patch must be an object")
+    content, latest = patch.get("content"), patch.get("isLatest")
+    if content is not None and not isinstance(content, dict):
+        raise InvalidEntry("patch.content must be an object")
+    if latest is not None and not isinstance(latest, bool):
+        raise InvalidEntry("patch.isLatest must be a boolean")
+    tags = doc.get("tags", [])  # our extension: tags added to the entry
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise InvalidEntry("tags must be a list of strings")
-    return {"updated": store.update(doc["uuid"], doc["content"], tags)}
+    store.update(uuid, content, tags, is_latest=latest)
+    return {}
 
 
-def _mark_family_stale(store: TraceStore, doc: Any) -> dict[str, Any]:
-    if not isinstance(doc, dict) or not isinstance(doc.get("familyHash"), str):
-        raise InvalidEntry('body must be {"familyHash": str, "exceptUuid": str?}')
-    return {"marked": store.mark_family_stale(doc["familyHash"], doc.get("exceptUuid"))}
+def _mark_family_stale(store: TraceStore, doc: dict[str, Any]) -> dict[str, Any]:
+    for name in ("familyHash", "exceptUuid"):
+        if not isinstance(doc.get(name), str) or not doc[name].strip():
+            raise InvalidEntry(f"{name} is required")
+    store.mark_family_stale(doc["familyHash"], doc["exceptUuid"])
+    return {}
 
 
 def ingest_blueprint(settings: Settings, store: TraceStore) -> Blueprint:
-    base = settings.trace_proxy_path.rsplit("/", 1)[0] or "/"
-    bp = Blueprint("ingest", __name__, url_prefix=base)
-    for path, handler in (("/write", _write), ("/update", _update), ("/mark-family-stale", _mark_family_stale)):
-        bp.add_url_rule(path, handler.__name__.lstrip("_"), signed(settings, store, handler), methods=["POST"])
+    """Exactly `<path>`, `<path>/update` and `<path>/mark-family-stale`."""
+    path = _path(settings.trace_proxy_path)
+    base = "" if path == "/" else path
+    bp = Blueprint("ingest", __name__)
+    routes = ((path, _write), (f"{base}/update", _update), (f"{base}/mark-family-stale", _mark_family_stale))
+    for rule, handler in routes:
+        bp.add_url_rule(rule, handler.__name__.lstrip("_"), signed(settings, store, handler), methods=["POST"])
     return bp
 
 

@@ -2,18 +2,29 @@
 order in which the trace runtime checks it. Pure: the clock and the nonce store are passed in.
 
 Canonical string: METHOD, path, search, timestamp, nonce and the body's SHA-256 hex, joined by
-`\\n`; the signature is the hex HMAC-SHA256 of it under the shared secret.
+`\\n`; the signature is the hex HMAC-SHA256 of it under the shared secret. Failure codes and statuses
+are the reference's: 401 for EXPIRED and REPLAYED, 403 for every other refusal.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 HEADERS = ("x-zt-key-id", "x-zt-timestamp", "x-zt-nonce", "x-zt-body-sha256", "x-zt-signature")
+_LEADING_INT = re.compile(r"\s*([+-]?\d+)")
+
+
+def parse_timestamp(raw: str) -> int | None:
+    """The timestamp as the reference reads it (JavaScript `parseInt(raw, 10)`): the leading integer,
+    surrounding text ignored; None when there is none. The canonical string then carries this number,
+    not the header's text."""
+    m = _LEADING_INT.match(raw)
+    return int(m.group(1)) if m else None
 
 
 def body_sha256(body: bytes) -> str:
@@ -62,23 +73,28 @@ def verify(req: Request, *, key_id: str, secret: str, window_ms: int, now_ms: in
            remember_nonce: Callable[[str, int], bool]) -> Rejection | None:  # fmt: skip
     """None when the request is genuine; else why not. Checks run in the order of DESIGN §12:
     headers, timestamp, window, body hash, key id, signature (constant time), nonce unseen.
-    `remember_nonce(nonce, expires_ms)` stores the nonce and says whether it was new."""
-    missing = [h for h in HEADERS if not req.headers.get(h)]
+    `remember_nonce(key, expires_ms)` stores `<key id>:<nonce>` and says whether it was new.
+
+    One deliberate difference: a header sent empty counts as missing (the reference only refuses
+    an absent one); no genuine sender sends an empty value."""
+    missing = [h for h in HEADERS if not req.headers.get(h, "").strip()]
     if missing:
-        return Rejection(403, "MISSING_HEADERS", f"missing signature headers: {', '.join(missing)}")
-    ts = req.headers["x-zt-timestamp"]
-    if not ts.isdigit():
+        return Rejection(403, "MISSING_HEADER", f"missing signing headers: {', '.join(missing)}")
+    ts = parse_timestamp(req.headers["x-zt-timestamp"])
+    if ts is None:
         return Rejection(403, "INVALID_TIMESTAMP", "x-zt-timestamp must be milliseconds since the epoch")
-    if abs(now_ms - int(ts)) > window_ms:
+    if abs(now_ms - ts) > window_ms:
         return Rejection(401, "EXPIRED", "request timestamp is outside the signing window")
-    if not hmac.compare_digest(req.headers["x-zt-body-sha256"], body_sha256(req.body)):
-        return Rejection(403, "BODY_HASH_MISMATCH", "x-zt-body-sha256 does not match the body")
-    if not hmac.compare_digest(req.headers["x-zt-key-id"], key_id):
+    sent_hash = req.headers["x-zt-body-sha256"]
+    if not hmac.compare_digest(sent_hash.encode(), body_sha256(req.body).encode()):
+        return Rejection(403, "INVALID_BODY_SHA", "x-zt-body-sha256 does not match the body")
+    sent_key = req.headers["x-zt-key-id"]
+    if not key_id or not hmac.compare_digest(sent_key.encode(), key_id.encode()):
         return Rejection(403, "UNKNOWN_KEY", "unknown key id")
-    expected = signature(secret, canonical(req.method, req.path, req.search, ts, req.headers["x-zt-nonce"],
-                                           req.headers["x-zt-body-sha256"]))  # fmt: skip
-    if not hmac.compare_digest(req.headers["x-zt-signature"], expected):
+    nonce = req.headers["x-zt-nonce"]
+    expected = signature(secret, canonical(req.method, req.path, req.search, str(ts), nonce, sent_hash))
+    if not hmac.compare_digest(req.headers["x-zt-signature"].encode(), expected.encode()):
         return Rejection(403, "INVALID_SIGNATURE", "signature does not match")
-    if not remember_nonce(req.headers["x-zt-nonce"], int(ts) + window_ms):
+    if not remember_nonce(f"{sent_key}:{nonce}", ts + window_ms):
         return Rejection(401, "REPLAYED", "nonce already used")
     return None

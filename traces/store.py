@@ -47,6 +47,12 @@ class InvalidEntry(ValueError):
     pass
 
 
+def new_uuid() -> str:
+    import uuid
+
+    return str(uuid.uuid4())
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -55,6 +61,8 @@ def check_entry(raw: Any) -> dict[str, Any]:
     """An entry as the recorder sends it; anything else is refused with the field it lacks."""
     if not isinstance(raw, dict):
         raise InvalidEntry("each entry must be an object")
+    if raw.get("uuid") in (None, ""):  # the reference's store makes one up too
+        raw = {**raw, "uuid": new_uuid()}
     for name, kind in (("uuid", str), ("batchId", str), ("type", str), ("createdAt", int)):
         if not isinstance(raw.get(name), kind) or isinstance(raw.get(name), bool):
             raise InvalidEntry(f"entry.{name} must be a {kind.__name__}")
@@ -66,7 +74,8 @@ def check_entry(raw: Any) -> dict[str, Any]:
     family = raw.get("familyHash")
     if family is not None and not isinstance(family, str):
         raise InvalidEntry("entry.familyHash must be a string")
-    return raw
+    entry: dict[str, Any] = raw
+    return entry
 
 
 class TraceStore:
@@ -146,12 +155,26 @@ class TraceStore:
                            [(e["uuid"], t) for e in rows for t in e.get("tags", [])])  # fmt: skip
         return len(rows)
 
-    def update(self, uuid: str, content: dict[str, Any], tags: list[str]) -> bool:
+    def update(self, uuid: str, content: dict[str, Any] | None, tags: Iterable[str] = (), *,
+               is_latest: bool | None = None) -> bool:  # fmt: skip
+        """The reference's patch: new content and/or the latest flag; our tags are added. False when
+        there is no such entry (the reference answers ok all the same)."""
+        sets: list[str] = []
+        args: list[Any] = []
+        if content is not None:
+            sets.append("content = ?")
+            args.append(json.dumps(content, default=str))
+        if is_latest is not None:
+            sets.append("is_latest = ?")
+            args.append(int(is_latest))
         with self.tx() as db:
-            cur = db.execute("UPDATE trace_entries SET content = ? WHERE uuid = ?", (json.dumps(content), uuid))
-            db.executemany("INSERT OR IGNORE INTO trace_entry_tags (entry_uuid, tag) VALUES (?, ?)",
-                           [(uuid, t) for t in tags])  # fmt: skip
-            return cur.rowcount == 1
+            found = db.execute("SELECT 1 FROM trace_entries WHERE uuid = ?", (uuid,)).fetchone() is not None
+            if sets:
+                db.execute(f"UPDATE trace_entries SET {', '.join(sets)} WHERE uuid = ?", (*args, uuid))  # noqa: S608
+            if found:
+                db.executemany("INSERT OR IGNORE INTO trace_entry_tags (entry_uuid, tag) VALUES (?, ?)",
+                               [(uuid, t) for t in tags])  # fmt: skip
+            return found
 
     def mark_family_stale(self, family_hash: str, except_uuid: str | None) -> int:
         with self.tx() as db:

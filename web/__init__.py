@@ -22,8 +22,8 @@ from deployer.transitions import OnTransition
 from deployer.uploads import Accepted, Upload, accept_upload
 from tasks.kick import make_kicker
 from traces.recorder import Recorder, recorder_for
-from traces.watchers import event_watcher, install_flask, install_logging, install_sqlalchemy
-from traces.wiring import chain
+from traces.watchers import event_watcher, install_flask
+from traces.wiring import chain, instrument_engine, instrument_process
 from web.hub import Hub
 from web.pathtoken import PathToken, mask_server_logs
 from web.streams import Timing
@@ -123,8 +123,8 @@ def create_app(
     )
     if recorder is not None:
         install_flask(app, recorder)
-        install_sqlalchemy(engine, recorder)
-        install_logging(recorder)
+        instrument_engine(engine, recorder)
+        instrument_process(recorder)
     # Outermost, so the token is off the path before anything routes, records or logs it.
     app.wsgi_app = PathToken(app.wsgi_app)  # type: ignore[method-assign]
     mask_server_logs()

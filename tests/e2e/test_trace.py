@@ -1,6 +1,7 @@
 """End to end with tracing on and shipped to the trace runtime (TRACE_PROXY=true): deploying a sample
-leaves request, query, job, event and client_request entries there, grouped by batch, and the trace
-dashboard shows them in a real browser."""
+leaves request, query, job, event, client_request and model entries there, grouped by batch, and the
+trace dashboard shows them in a real browser. The sender uses the reference's single-entry wire
+(TRACE_PROXY_MODE's default)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ def test_a_traced_deploy_lands_in_the_trace_runtime_and_its_dashboard(tmp_path: 
         "TRACE_ENABLED": "true", "TRACE_PROXY": "true", "TRACE_PROXY_URL": trace_url, "TRACE_PROXY_KEY_ID": "e2e",
         "TRACE_PROXY_SECRET": "e2e-secret-e2e-secret", "TRACE_DASHBOARD_TOKEN": DASH,
         "DB_DATABASE_SQLITE": str(tmp_path / "trace.sqlite"),
+        "TRACE_WATCHERS": "request,query,exception,log,job,schedule,client_request,command,event,auth,model,redis",
     }  # fmt: skip
     with running_up(tmp_path, **trace_env) as up:
         runtime = TraceRuntimeProcess([DEPLOYER, "trace"], up.env, tmp_path / "logs", port=trace_port)
@@ -45,7 +47,7 @@ def test_a_traced_deploy_lands_in_the_trace_runtime_and_its_dashboard(tmp_path: 
             deployed = subprocess.run([DEPLOYER, "deploy", str(SAMPLES / "python-agent"), "--follow"], env=env,
                                       capture_output=True, text=True, timeout=300)  # fmt: skip
             assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-            wanted = {"request", "query", "job", "event", "client_request"}
+            wanted = {"request", "query", "job", "event", "client_request", "model"}
             wait_for(lambda: wanted <= {e["type"] for e in entries(trace_url)}, timeout=60,
                      what=f"entries of every kind {wanted}")  # fmt: skip
             created = entries(trace_url, type="request", tag="status:201")  # the upload is the one 201
@@ -57,6 +59,10 @@ def test_a_traced_deploy_lands_in_the_trace_runtime_and_its_dashboard(tmp_path: 
             assert any(j["content"]["status"] == "processed" for j in jobs)  # pending → processed, one entry
             events = {e["content"]["status"] for e in entries(trace_url, type="event")}
             assert {"unpacking", "building", "running"} <= events
+            rows = {("create", "Deployment"), ("update", "Deployment"), ("create", "DeploymentLog")}
+            wait_for(lambda: rows <= {(e["content"]["action"], e["content"]["model"])
+                                      for e in entries(trace_url, type="model")},
+                     timeout=30, what=f"model entries {rows}")  # fmt: skip
             browse(trace_url, upload["uuid"], tmp_path)
         finally:
             runtime.stop()

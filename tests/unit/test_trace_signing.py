@@ -10,7 +10,7 @@ import pytest
 from traces.signing import Request, sign, verify
 
 SECRET, KEY = "s3cret", "key-1"
-BODY = b'{"entries":[]}'
+BODY = b'{"entry":{}}'
 NOW = 1_795_435_200_000
 
 
@@ -58,11 +58,11 @@ def test_a_genuine_request_passes_once_and_its_replay_is_a_401() -> None:
 @pytest.mark.parametrize(
     ("req", "now", "expected"),
     [
-        (request(b'{"entries":[1]}'), NOW, (403, "BODY_HASH_MISMATCH")),  # tampered body
+        (request(b'{"entry":[1]}'), NOW, (403, "INVALID_BODY_SHA")),  # tampered body
         (request(path="/zin/trace/update"), NOW, (403, "INVALID_SIGNATURE")),  # tampered path
         (request(), NOW + 60_001, (401, "EXPIRED")),  # expired timestamp
         (request(**{"x-zt-key-id": "other"}), NOW, (403, "UNKNOWN_KEY")),
-        (request(**{"x-zt-nonce": ""}), NOW, (403, "MISSING_HEADERS")),
+        (request(**{"x-zt-nonce": ""}), NOW, (403, "MISSING_HEADER")),
         (request(**{"x-zt-timestamp": "soon"}), NOW, (403, "INVALID_TIMESTAMP")),
         (request(**{"x-zt-signature": "0" * 64}), NOW, (403, "INVALID_SIGNATURE")),
     ],
@@ -74,4 +74,26 @@ def test_every_kind_of_forgery_gets_its_code_and_status(req: Request, now: int, 
 def test_checks_run_in_the_designed_order_so_an_expired_forgery_is_reported_expired() -> None:
     forged = request(b"tampered", **{"x-zt-key-id": "other", "x-zt-signature": "0" * 64})
     assert check(forged, now=NOW + 120_000) == (401, "EXPIRED")
-    assert check(forged) == (403, "BODY_HASH_MISMATCH")
+    assert check(forged) == (403, "INVALID_BODY_SHA")
+
+
+def test_the_timestamp_is_read_as_javascript_parseint_reads_it_and_signed_as_the_number() -> None:
+    from traces.signing import parse_timestamp
+
+    assert parse_timestamp(f" {NOW}.5ms") == NOW and parse_timestamp("-5") == -5
+    assert parse_timestamp("soon") is None and parse_timestamp("") is None
+    # The reference verifies over String(parseInt(header)): a sender that wrote "00…" signed the number.
+    headers = sign(method="POST", path="/zin/trace/write", search="", body=BODY, key_id=KEY, secret=SECRET,
+                   now_ms=NOW, nonce="n-2")  # fmt: skip
+    assert check(Request("POST", "/zin/trace/write", "", {**headers, "x-zt-timestamp": f"00{NOW}"}, BODY)) is None
+
+
+def test_the_replay_guard_keeps_the_nonce_under_its_key_id_until_the_window_closes() -> None:
+    kept: list[tuple[str, int]] = []
+
+    def remember(key: str, expires: int) -> bool:
+        kept.append((key, expires))
+        return True
+
+    assert verify(request(), key_id=KEY, secret=SECRET, window_ms=60_000, now_ms=NOW, remember_nonce=remember) is None
+    assert kept == [(f"{KEY}:n-1", NOW + 60_000)]
