@@ -74,6 +74,9 @@ def handle_exit(ctx: Context, ex: Exit, *, drain_output: Callable[[], None] = la
         return "ignored"  # an older container of a restarted deployment
     reason = crash_reason(ex.exit_code, ex.oom, row.memory_mb)
     status = Status(row.status)
+    now = containers.state(ctx.docker, ex.container_id) if ex.container_id else None
+    if now is not None and now.running:
+        return "ignored"  # a stale or repeated event: that container runs
     if status in BOOTING and row.container_id is None:
         # The container a stop or crash left behind, whose event came late, while a restart boots:
         # this boot's own container is recorded right after it starts, and the boot watches it itself.

@@ -48,14 +48,20 @@ def _crash_missing(ctx: Context, rows: dict[str, Any], by_dep: dict[str, Any], r
     for r in rows.values():
         if r.status not in (Status.RUNNING, Status.UNHEALTHY):
             continue
-        c = by_dep.get(r.id)
-        if c is None or c.status != "running":
-            ex = _exit_of(c, r.id) if c is not None else Exit(r.id, r.container_id or "", None, False)
-            try:
-                if handle_exit(ctx, ex) == "crashed":
-                    report.crashed.append(r.id)
-            except Exception as exc:
-                report.failed(f"crash of {r.id}", exc)
+        listed = by_dep.get(r.id)
+        if listed is not None and listed.status == "running":
+            continue
+        # The listing is older than the rows: a container started meanwhile is not missing. Judge by
+        # the row's own container as it is now.
+        c = containers.get(ctx.docker, r.container_id) if r.container_id else None
+        if c is not None and c.status == "running":
+            continue
+        ex = _exit_of(c, r.id) if c is not None else Exit(r.id, r.container_id or "", None, False)
+        try:
+            if handle_exit(ctx, ex) == "crashed":
+                report.crashed.append(r.id)
+        except Exception as exc:
+            report.failed(f"crash of {r.id}", exc)
 
 
 def _keeps(ctx: Context, row: Any) -> bool:

@@ -36,6 +36,13 @@ def _restart_and_catch(stack: Stack, dep: str, target: str) -> str:
                         what=f"{dep} to reach {target}"))  # fmt: skip
 
 
+def _story(stack: Stack, dep: str) -> str:
+    """The deployment's last lines, and what the worker and watcher logged about it."""
+    ours = [ln for p in sorted(stack.logdir.glob("*.log")) for ln in p.read_text(errors="replace").splitlines()
+            if dep in ln or "exit" in ln]  # fmt: skip
+    return "\n".join([*stack.api.lines(dep)[-40:], "--- processes:", *ours[-60:]])
+
+
 def _settled(stack: Stack, dep: str) -> dict[str, object]:
     row = stack.api.wait_status(dep, *SETTLED, timeout=120)
     wait_for(lambda: stack.container(dep) is None and stack.port_rows(dep) == 0, timeout=60, what="teardown")
@@ -53,7 +60,7 @@ def test_stops_right_after_running_or_during_the_last_boot_stages_always_end_sto
         seen[at] = seen.get(at, 0) + 1
         assert stack.api.post(f"/api/deployments/{dep}/stop").status_code == 202
         row = _settled(stack, dep)
-        assert row["status"] == "stopped", "\n".join(stack.api.lines(dep)[-40:])
+        assert row["status"] == "stopped", _story(stack, dep)
     assert seen.get("running", 0) >= ROUNDS // 3, seen  # the stops really landed right after running
 
     # A kill after those stops: the watcher handles events in order, so once this crash is recorded
