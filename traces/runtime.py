@@ -12,6 +12,7 @@ id and secret, 500 STORE_FAILED when storage fails.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -168,7 +169,14 @@ def _authorised() -> bool:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), expected):
         return True
-    return session.get("trace") is True
+    held = session.get("trace")
+    return isinstance(held, str) and hmac.compare_digest(held, _fingerprint(expected))
+
+
+def _fingerprint(token: str) -> str:
+    """What a session keeps of the dashboard token: changing the token ends every session made with
+    the old one, and the cookie never carries the token itself."""
+    return hashlib.sha256(b"trace-session\0" + token.encode()).hexdigest()[:32]
 
 
 def _csrf() -> str:
@@ -211,10 +219,16 @@ def login() -> Any:
         if not hmac.compare_digest(request.form.get("csrf_token", ""), _csrf()):
             abort(403, "missing or wrong CSRF token")
         if hmac.compare_digest(request.form.get("token", ""), token):
-            session["trace"] = True
+            session["trace"] = _fingerprint(token)
             return redirect(url_for("trace.overview"))
         error = "Wrong token."
     return render_template("trace/login.html", error=error, csrf=_csrf()), 401 if error else 200
+
+
+@dash.post("/logout")
+def logout() -> Any:
+    session.clear()
+    return redirect(url_for("trace.login"))
 
 
 @dash.get("/")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
@@ -12,7 +13,7 @@ from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import Engine
 
 from deployer import tokens
-from deployer.settings import Settings
+from deployer.settings import Settings, load_settings
 from tests.conftest import LiveServer
 
 OLD_PUBLIC_KEY = "dev-insecure-change-me"  # the built-in key earlier versions fell back to
@@ -54,3 +55,38 @@ def test_failed_logins_are_logged_without_the_token(
     refused = [r.getMessage() for r in caplog.records if r.name == "web.auth"]
     assert len(refused) == 2 and "bearer login" in refused[0] and "path login" in refused[1]
     assert not any(guess in m for m in refused)
+
+
+def _trace_login(url: str, token: str) -> requests.Session:
+    s = requests.Session()
+    page = s.get(f"{url}/trace/login", timeout=10).text
+    csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+    s.post(f"{url}/trace/login", data={"token": token, "csrf_token": csrf}, timeout=10)
+    return s
+
+
+def test_trace_dashboard_sessions_end_at_logout_and_when_the_dashboard_token_changes(tmp_path: Path) -> None:
+    from traces.runtime import create_trace_app
+
+    def serve(token: str) -> LiveServer:
+        env = {"DEPLOYER_DATA_ROOT": str(tmp_path), "TRACE_DASHBOARD_TOKEN": token}
+        return LiveServer(create_trace_app(load_settings(env)))
+
+    first = serve("first-dashboard-token")
+    try:
+        s = _trace_login(first.url, "first-dashboard-token")
+        assert s.get(f"{first.url}/trace/entries", timeout=10).url.endswith("/trace/entries")
+        assert "first-dashboard-token" not in str(s.cookies.get("trace_session"))
+        kept = dict(s.cookies)
+        page = s.get(f"{first.url}/trace/", timeout=10).text
+        csrf = page.split('name="csrf_token" value="')[1].split('"')[0]
+        s.post(f"{first.url}/trace/logout", data={"csrf_token": csrf}, timeout=10)
+        assert s.get(f"{first.url}/trace/entries", timeout=10).url.endswith("/trace/login")
+    finally:
+        first.close()
+    rotated = serve("second-dashboard-token")  # same data root, so the same session key
+    try:
+        old = requests.get(f"{rotated.url}/trace/api/entries", cookies=kept, timeout=10)
+        assert old.status_code == 401  # made with the old token: no longer a session
+    finally:
+        rotated.close()
