@@ -17,7 +17,8 @@ FORBIDDEN_ENV_KEYS = frozenset({"ZYND_DEVELOPER_PRIVATE_KEY", "ZYND_DEVELOPER_SE
 MAX_REQUIREMENT_LINES = 200
 _SMALL = 1024 * 1024  # config-like files larger than this are refused rather than parsed
 _NPMRC_SECRET = re.compile(r"(_authToken|_auth|_password|//[^\s=]*:\s*(username|email))\s*=", re.IGNORECASE)
-_ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=")
+# Every spelling a dotenv loader may take for an assignment: `export`, quoted names, `=` or `:`.
+_ENV_LINE = re.compile(r"""^\s*(?:export\s+)?(['"]?)([A-Za-z_][A-Za-z0-9_.-]*)\1\s*[=:]""")
 _PRIVATE_KEY_MEMBER = re.compile(rb'"private_key"\s{0,32}:')
 _DEP_FIELDS = ("dependencies", "devDependencies", "peerDependencies", "optionalDependencies")
 
@@ -94,8 +95,8 @@ def _holds_private_key(path: Path) -> bool:
 def _check_env_file(root: Path, rel: str) -> None:
     for line in _read(root, rel).splitlines():
         m = _ENV_LINE.match(line)
-        if m and m.group(1) in FORBIDDEN_ENV_KEYS:
-            raise InvalidUpload(f"{rel} sets {m.group(1)}; developer keys must never be deployed")
+        if m and m.group(2).upper() in FORBIDDEN_ENV_KEYS:
+            raise InvalidUpload(f"{rel} sets {m.group(2)}; developer keys must never be deployed")
 
 
 def _check_workspace_specifiers(rel: str, doc: Any) -> None:
