@@ -58,13 +58,16 @@ def test_a_project_made_by_zynd_init_and_sent_as_zynd_deploy_sends_it_runs_with_
     assert not (tmp_path / "project" / "requirements.txt").exists()  # the SDK comes with the base
 
     deployer_url = f"{stack.api.url}/t/{token_of(stack)}"
-    resp = zynd_deploy(deployer_url, cli_zip(tmp_path / "project"), keypair)
-    assert resp.status_code == 201, resp.text
-    body = resp.json()
+    # The SDK imports a lot (langchain, web3, x402): on a busy two-core machine its first /health can
+    # take over ten seconds, the test stack's boot limit; this uses the product's default instead.
+    with stack.worker_with(boot_health_timeout_ms=120000):
+        resp = zynd_deploy(deployer_url, cli_zip(tmp_path / "project"), keypair)
+        assert resp.status_code == 201, resp.text
+        body = resp.json()
+        row = stack.api.wait_status(body["id"], "running", "failed", timeout=600)
     assert {"id", "slug", "status", "runtime", "image"} <= body.keys()
     assert body["runtime"] == "python" and body["status"] == "queued"
 
-    row = stack.api.wait_status(body["id"], "running", "failed", timeout=600)
     assert row["status"] == "running", "\n".join(stack.api.lines(body["id"])[-60:])
     health = stack.caddy.get(f"{body['slug']}.{stack.settings.wildcard_domain}", "/health")
     assert health.status_code == 200 and health.json()["entity_id"] == entity_id
