@@ -144,5 +144,6 @@ def append_status(conn: Connection, deployment_id: str, status: Status, message:
 
 def append_system(conn: Connection, deployment_id: str, *texts: str, now: datetime | None = None) -> int:
     """The deployer's own lines; one that would read as a status line is quoted (see `append_status`)."""
-    lines = [("system", quoted(t) if _LOOKS_LIKE_STATUS.match(t) else t) for t in texts]
+    lines = [("system", quoted(t) if _LOOKS_LIKE_STATUS.match(t) and not t.startswith(OUTPUT_MARK) else t)
+             for t in texts]  # fmt: skip
     return append_lines(conn, deployment_id, lines, now=now)
