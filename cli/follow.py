@@ -8,19 +8,29 @@ from collections.abc import Callable
 import click
 
 from cli.client import ApiClient
+from deployer.terminal import strip_controls
 
 SETTLED = {"running", "failed", "stopped", "crashed"}
 # Told apart, not alarming: most agents log their requests to stderr, so stderr is not "error" red.
 COLOURS = {"stdout": "bright_black", "stderr": "yellow", "system": "cyan"}
 
 
+def shown(text: str, *, indent: int = 0) -> str:
+    """A deployment's text as printed: escape sequences and control characters out (a container cannot
+    rewrite the user's terminal), and the lines of a multi-line text indented under its first, so that
+    none of them passes for a line of its own."""
+    return ("\n" + " " * indent).join(strip_controls(part) for part in text.split("\n"))
+
+
 def echo_line(line: dict[str, object], *, timestamps: bool = False) -> None:
     stream = str(line["stream"])
-    prefix = click.style(f"{stream:>6} ", fg=COLOURS.get(stream, "white"))
+    width = 7
+    prefix = click.style(f"{strip_controls(stream):>6} ", fg=COLOURS.get(stream, "white"))
     if timestamps:
-        ts = str(line.get("ts") or "")[:23].replace("T", " ")  # UTC, to the millisecond
+        ts = strip_controls(str(line.get("ts") or ""))[:23].replace("T", " ")  # UTC, to the millisecond
         prefix = click.style(f"{ts:<23} ", dim=True) + prefix
-    click.echo(prefix + str(line["text"]))
+        width += 24
+    click.echo(prefix + shown(str(line["text"]), indent=width))
 
 
 def follow(

@@ -449,12 +449,13 @@ def deploy(
 
 def _follow_to_end(client: ApiClient, deployment_id: str) -> None:
     from cli.follow import follow as follow_logs
+    from cli.follow import shown
 
     row = follow_logs(client, deployment_id)
     if row["status"] == "running":
         click.echo(f"running: {row['url'] or 'http://localhost:' + str(row['port'])}")
         return
-    raise click.ClickException(f"{row['status']}: {row.get('error_message') or 'see the log above'}")
+    raise click.ClickException(shown(f"{row['status']}: {row.get('error_message') or 'see the log above'}"))
 
 
 def _ts(value: Any) -> str:
@@ -480,11 +481,13 @@ def ls(ctx: click.Context, status: str | None) -> None:
 @click.pass_context
 def status(ctx: click.Context, deployment: str) -> None:
     """Show one deployment. DEPLOYMENT: its id, slug or a unique id prefix."""
+    from cli.follow import shown
+
     client = _client(ctx)
     d = client.get(client.resolve(deployment))
     for key, value in d.items():
-        shown = ", ".join(value) if isinstance(value, list) else ("-" if value is None else value)
-        click.echo(f"{key + ':':<16} {shown}")
+        text = ", ".join(map(str, value)) if isinstance(value, list) else ("-" if value is None else str(value))
+        click.echo(f"{key + ':':<16} {shown(text, indent=17)}")  # the error message holds build output
 
 
 @main.command()

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from deployer import containers
 from deployer.context import Context
-from deployer.loglines import append_system
+from deployer.loglines import append_system, quoted
 from deployer.models import Deployment
 from deployer.states import BOOTING, Status
 from deployer.teardown import fail, teardown
@@ -83,7 +83,7 @@ def handle_exit(ctx: Context, ex: Exit, *, drain_output: Callable[[], None] = la
         return "ignored"
     if status in BOOTING:
         output = containers.last_output(ctx.docker, ex.container_id, 20)
-        tail = ("; last output:\n" + "\n".join(output)) if output else ""
+        tail = ("; last output:\n" + "\n".join(map(quoted, output))) if output else ""
         fail(ctx, ex.deployment_id, f"{reason} during boot{tail}", values={"last_exit_code": ex.exit_code})
         return "failed"
     if status not in (Status.RUNNING, Status.UNHEALTHY):
@@ -99,7 +99,7 @@ def handle_exit(ctx: Context, ex: Exit, *, drain_output: Callable[[], None] = la
     output = containers.last_output(ctx.docker, ex.container_id, OUTPUT_LINES)
     state = containers.state(ctx.docker, ex.container_id)
     lines = [f"container state: exit code {ex.exit_code}, OOM-killed {ex.oom}, error {state.error if state else '-'}"]
-    lines += [f"last output ({len(output)} lines):", *(f"| {ln}" for ln in output)] if output else ["no output"]
+    lines += [f"last output ({len(output)} lines):", *map(quoted, output)] if output else ["no output"]
     lines.append(policy_line(ctx.settings.restart_policy, row.restart_count))
     with ctx.engine.begin() as conn:
         append_system(conn, ex.deployment_id, *lines, now=ctx.now())

@@ -11,19 +11,25 @@ import hashlib
 import io
 import json
 import os
+import re
 import shlex
 import shutil
+import socket
 import subprocess
 import tarfile
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deployer.errors import DeployerError
+from deployer.loglines import quoted
 from deployer.runtime import APP_DEPS, LaunchPlan
 from deployer.settings import Settings
+from deployer.terminal import strip_controls
 
 DOCKERFILES = Path(__file__).with_name("dockerfiles")
 PUBLIC_BASES = {"python": "python:3.12-slim", "node": "node:20-slim"}
@@ -237,28 +243,204 @@ def tar_context(context: Path) -> bytes:
     return buf.getvalue()
 
 
+@dataclass(frozen=True)
+class BuildLimits:
+    """What one image build may use. A build runs the bundle's code (setup.py, build backends, npm
+    scripts): each step's container gets this memory (and no swap beyond it) and CPU, and the whole
+    build a deadline. None: no limit (the runtime bases, built from the repo's own recipes)."""
+
+    mem_mb: int | None = None
+    cpu_millis: int | None = None
+    timeout_sec: float | None = None
+
+    @classmethod
+    def of(cls, settings: Settings) -> BuildLimits:
+        return cls(settings.build_mem_mb, settings.build_cpu_millis, settings.build_timeout_sec)
+
+    def params(self) -> dict[str, int]:
+        """The classic builder's query parameters (docker-py's `container_limits` knows no CPU quota)."""
+        p: dict[str, int] = {}
+        if self.mem_mb:
+            p["memory"] = p["memswap"] = self.mem_mb * 1024 * 1024
+        if self.cpu_millis:
+            p["cpuperiod"], p["cpuquota"] = 100_000, self.cpu_millis * 100
+        return p
+
+
+RUNNING_IN = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")  # the classic builder names each RUN's container
+MAX_LINE = 64 * 1024
+TAIL_LINES = 20
+
+
+class OutputLines:
+    """Docker's build stream as lines: chunks split anywhere (a line and its newline often come apart),
+    Docker's colouring of stderr and any terminal control taken out, a carriage return's overwrite kept
+    as a terminal would show it (its last part), blank lines dropped."""
+
+    def __init__(self) -> None:
+        self.rest = ""
+
+    def feed(self, chunk: str) -> list[str]:
+        parts = (self.rest + chunk).split("\n")
+        self.rest = parts.pop()
+        if len(self.rest) > MAX_LINE:  # no newline for that long: out it goes, as a line
+            parts.append(self.rest)
+            self.rest = ""
+        return [line for line in map(self.clean, parts) if line]
+
+    def flush(self) -> list[str]:
+        rest, self.rest = self.rest, ""
+        return [line for line in [self.clean(rest)] if line]
+
+    @staticmethod
+    def clean(raw: str) -> str:
+        shown = [strip_controls(part).rstrip() for part in raw.split("\r")]
+        return next((part for part in reversed(shown) if part.strip()), "")
+
+
+class _Output:
+    """One build's output: lines to `on_line`, the last few kept, the RUN steps' containers noted."""
+
+    def __init__(self, on_line: OnLine) -> None:
+        self.on_line, self.lines = on_line, OutputLines()
+        self.tail: list[str] = []
+        self.steps: list[str] = []  # the containers of RUN steps, as the builder announced them
+
+    def read(self, client: Any, response: Any) -> str | None:
+        """Docker's error, or None when the build went through."""
+        for event in client.api._stream_helper(response, decode=True):
+            if "error" in event:
+                return str(event["error"])
+            for line in self.lines.feed(str(event.get("stream", ""))):
+                self.emit(line)
+        for line in self.lines.flush():
+            self.emit(line)
+        return None
+
+    def emit(self, line: str) -> None:
+        if m := RUNNING_IN.match(line):
+            self.steps.append(m.group(1))
+        self.tail.append(line)
+        del self.tail[:-TAIL_LINES]
+        self.on_line(line)
+
+
+class _Watchdog:
+    """Hangs up a build's stream at its deadline, even while the stream is silent and its reader blocked."""
+
+    def __init__(self, timeout_sec: float | None, response: Any) -> None:
+        self.expired, self.sock, self.response = threading.Event(), _socket_of(response), response
+        self.timer = threading.Timer(timeout_sec, self.hang_up) if timeout_sec else None
+        if self.timer is not None:
+            self.timer.daemon = True
+            self.timer.start()
+
+    def hang_up(self) -> None:
+        self.expired.set()
+        _shut(self.sock, self.response)
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+
 def stream_build(client: Any, *, context: bytes, tag: str, on_line: OnLine,
-                 buildargs: dict[str, str] | None = None, dockerfile: str = "Dockerfile") -> None:  # fmt: skip
-    """Build through the Docker API (classic builder, never pulling); raise BuildFailed with the reason."""
-    tail: list[str] = []
-    events: Iterable[dict[str, Any]] = client.api.build(
-        fileobj=io.BytesIO(context), custom_context=True, tag=tag, rm=True, forcerm=True, pull=False,
-        buildargs=buildargs or {}, dockerfile=dockerfile, decode=True,
-    )  # fmt: skip
-    for event in events:
-        if "error" in event:
-            raise BuildFailed(failure_message(str(event["error"]), tail))
-        for line in str(event.get("stream", "")).splitlines():
-            if line.strip():
-                tail.append(line)
-                on_line(line)
+                 buildargs: dict[str, str] | None = None, dockerfile: str = "Dockerfile",
+                 limits: BuildLimits = BuildLimits()) -> None:  # fmt: skip
+    """Build through the Docker API (classic builder, never pulling), output handed to `on_line` line by
+    line as it comes; raise BuildFailed with the reason. Past `limits.timeout_sec` a watchdog hangs up
+    the stream (the daemon then cancels the build) and the step's container is removed, even when the
+    build prints nothing; a step killed by the memory limit fails with that reason."""
+    args = {**client.api._proxy_configs.get_environment(), **(buildargs or {})}  # as docker-py's build does
+    params = {"t": tag, "rm": True, "forcerm": True, "pull": False, "dockerfile": dockerfile,
+              "buildargs": json.dumps(args), **limits.params()}  # fmt: skip
+    since = int(time.time())
+    response = client.api._post(client.api._url("/build"), data=context, params=params,
+                                headers={"Content-Type": "application/tar"}, stream=True, timeout=None)  # fmt: skip
+    client.api._raise_for_status(response)
+    out, watchdog, error = _Output(on_line), _Watchdog(limits.timeout_sec, response), None
+    try:
+        error = out.read(client, response)
+    except Exception as exc:  # the stream broke: our watchdog hung up, or the daemon went away
+        if not watchdog.expired.is_set():
+            raise BuildFailed(failure_message(f"the Docker API stream broke: {exc}", out.tail)) from None
+    finally:
+        watchdog.cancel()
+        response.close()
+    if watchdog.expired.is_set():
+        remove_build_containers(client, out.steps)
+        lead = (f"Image build exceeded its deadline of {limits.timeout_sec:g} s (DEPLOYER_BUILD_TIMEOUT_SEC) "
+                "and was stopped")  # fmt: skip
+        raise BuildFailed(failure_message("", out.tail, lead=lead))
+    if error is None:
+        return
+    if limits.mem_mb and oom_killed(client, out.steps, since=since):
+        lead = (f"Image build ran out of memory: a build step went over the build memory limit of "
+                f"{limits.mem_mb} MB (DEPLOYER_BUILD_MEM_MB) and was killed")  # fmt: skip
+        raise BuildFailed(failure_message(error, out.tail, lead=lead))
+    raise BuildFailed(failure_message(error, out.tail))
 
 
-def failure_message(error: str, tail: list[str]) -> str:
-    """The cause first: a `deployer: …` line our build steps print, else Docker's error; then the output's end."""
+def _socket_of(response: Any) -> socket.socket | None:
+    """The connection under a streamed response (as docker-py's attach finds it), to hang up on."""
+    try:
+        sock = response.raw._fp.fp.raw._sock
+    except AttributeError:
+        return None
+    return sock if isinstance(sock, socket.socket) else None
+
+
+def _shut(sock: socket.socket | None, response: Any) -> None:
+    """Wake a reader blocked on the stream: shutting the socket down does (closing it does not)."""
+    try:
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+            return
+    except OSError:
+        pass
+    response.close()
+
+
+def remove_build_containers(client: Any, ids: Iterable[str], wait_sec: float = 30.0) -> None:
+    """Remove a cancelled build's step containers and wait until they are gone (the daemon, seeing the
+    client hang up, is usually removing them already)."""
+    import docker.errors
+
+    deadline = time.monotonic() + wait_sec
+    for cid in ids:
+        while time.monotonic() < deadline:
+            try:
+                client.api.remove_container(cid, force=True)
+            except docker.errors.NotFound:
+                break
+            except docker.errors.APIError:  # 409: its removal is already under way
+                pass
+            try:
+                client.api.inspect_container(cid)
+            except docker.errors.NotFound:
+                break
+            time.sleep(0.2)
+
+
+def oom_killed(client: Any, ids: list[str], *, since: int) -> bool:
+    """Whether the kernel's OOM killer struck one of these build containers (Docker's `oom` event): a
+    step's process killed by it may leave only a generic failure (pip reports its backend's exit -9)."""
+    if not ids:
+        return False
+    events = client.events(since=since, until=int(time.time()) + 1,
+                           filters={"type": "container", "event": "oom"}, decode=True)  # fmt: skip
+    try:
+        return any(str(e.get("id") or e.get("Actor", {}).get("ID", "")).startswith(tuple(ids)) for e in events)
+    finally:
+        events.close()
+
+
+def failure_message(error: str, tail: list[str], *, lead: str | None = None) -> str:
+    """The cause first: `lead`, else a `deployer: …` line our build steps print, else Docker's error; then
+    the output's end, quoted (it is the build's, not the deployer's words)."""
     ours = [line.removeprefix("deployer: ") for line in tail if line.startswith("deployer: ")]
-    lead = ours[-1] if ours else f"Image build failed: {error.strip()[:300]}"
-    return lead + "\n" + "\n".join(tail[-20:])
+    lead = lead or (ours[-1] if ours else f"Image build failed: {strip_controls(error).strip()[:300]}")
+    return lead + "\n" + "\n".join(map(quoted, tail[-TAIL_LINES:]))
 
 
 def image_labels(client: Any, tag: str) -> dict[str, str] | None:

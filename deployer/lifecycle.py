@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from deployer.entity import find_entity_id
 from deployer.envblock import entity_url, render_env, rewrite_config
 from deployer.errors import DeployerError
 from deployer.health import wait_healthy
-from deployer.loglines import append_system
+from deployer.loglines import append_system, clean_text, quoted
 from deployer.models import Deployment
 from deployer.secrets import open_env, read_encrypted
 from deployer.states import PIPELINE, Status
@@ -36,6 +37,7 @@ from deployer.uploads import bundle_path
 
 _dep = Deployment.__table__  # type: ignore[attr-defined]
 Row = Mapping[str, Any]
+log = logging.getLogger(__name__)
 
 
 class BootFailed(DeployerError):
@@ -168,21 +170,60 @@ def writing_config(ctx: Context, deployment_id: str, token: str) -> bool:
 
 
 class LineBatcher:
-    """Collects build output and writes it as system lines in batches (one transaction per batch)."""
+    """Build output into the log as it comes, quoted (it is the build's words, not the deployer's): a
+    line is stored, and published to live streams, at most `delay` seconds after it was printed — also
+    when the build then goes quiet — and lines that come fast share one transaction."""
 
-    def __init__(self, ctx: Context, deployment_id: str, size: int = 50) -> None:
-        self.ctx, self.deployment_id, self.size = ctx, deployment_id, size
-        self.lines: list[str] = []
+    def __init__(self, ctx: Context, deployment_id: str, *, size: int = 500, delay: float = 0.1) -> None:
+        self.ctx, self.deployment_id, self.size, self.delay = ctx, deployment_id, size, delay
+        self.pending: list[str] = []
+        self._lock = threading.Lock()  # guards `pending`
+        self._writing = threading.Lock()  # one writer at a time, so lines keep their order
+        self._wake, self._closed = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"build-log-{deployment_id[:8]}", daemon=True)
+        self._thread.start()
 
     def __call__(self, line: str) -> None:
-        self.lines.append(line[:2000])
-        if len(self.lines) >= self.size:
+        with self._lock:
+            self.pending.append(quoted(line[:2000]))
+            full = len(self.pending) >= self.size
+        if full:
             self.flush()
+        else:
+            self._wake.set()
+
+    def _run(self) -> None:
+        while not self._closed.is_set():
+            self._wake.wait()
+            self._closed.wait(self.delay)  # let the lines printed with this one join its batch
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # the database is away for now: these lines are lost, later ones still come
+                log.warning("could not store build output of %s", self.deployment_id, exc_info=True)
 
     def flush(self) -> None:
-        if self.lines:
-            system(self.ctx, self.deployment_id, *self.lines)
-            self.lines = []
+        with self._writing:
+            with self._lock:
+                lines, self.pending = self.pending, []
+            if not lines:
+                return
+            now = self.ctx.now()
+            with self.ctx.engine.begin() as conn:
+                last = append_system(conn, self.deployment_id, *lines, now=now)
+            if self.ctx.publisher is not None:
+                first, ts = last - len(lines) + 1, now.isoformat()
+                self.ctx.publisher.log_batch(self.deployment_id, [
+                    {"line_no": first + i, "stream": "system", "text": clean_text(t), "ts": ts}
+                    for i, t in enumerate(lines)
+                ])  # fmt: skip
+
+    def close(self) -> None:
+        """Stop the background writer and store what is left."""
+        self._closed.set()
+        self._wake.set()
+        self._thread.join(timeout=10)
+        self.flush()
 
 
 def building(ctx: Context, deployment_id: str, token: str) -> bool:
@@ -199,11 +240,14 @@ def building(ctx: Context, deployment_id: str, token: str) -> bool:
     if images.image_id(ctx.docker, tag):
         system(ctx, deployment_id, f"image {tag} is up to date; not rebuilt")
     else:
+        limits = images.BuildLimits.of(ctx.settings)
+        system(ctx, deployment_id, f"building {tag}: memory {limits.mem_mb} MB, CPU {limits.cpu_millis} millicpu, "
+                                   f"deadline {limits.timeout_sec} s")  # fmt: skip
         out = LineBatcher(ctx, deployment_id)
         try:
-            images.stream_build(ctx.docker, context=images.tar_context(context), tag=tag, on_line=out)
+            images.stream_build(ctx.docker, context=images.tar_context(context), tag=tag, on_line=out, limits=limits)
         finally:
-            out.flush()
+            out.close()
     save(ctx, deployment_id, image=tag)
     return True
 
@@ -233,7 +277,7 @@ def starting(ctx: Context, deployment_id: str, token: str) -> bool:
 
 def _boot_output(ctx: Context, container_id: str) -> str:
     lines = containers.last_output(ctx.docker, container_id, 20)
-    return ("; last output:\n" + "\n".join(lines)) if lines else "; it printed nothing"
+    return ("; last output:\n" + "\n".join(map(quoted, lines))) if lines else "; it printed nothing"
 
 
 def health_checking(ctx: Context, deployment_id: str, token: str) -> bool:

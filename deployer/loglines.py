@@ -1,7 +1,14 @@
-"""Appending log lines with gap-free, monotonic line numbers per deployment, whoever writes."""
+"""Appending log lines with gap-free, monotonic line numbers per deployment, whoever writes.
+
+System lines are the deployer's own words. Output of a build or a container kept among them (build
+steps, a crash's last lines) is quoted: it starts with `OUTPUT_MARK`. A status line (`status: <status>`,
+what the dashboard's timeline is drawn from) is written by `append_status` alone, when a transition
+happens; any other system text that would read as one is quoted, so no output can pass for a stage.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -9,8 +16,13 @@ from sqlalchemy import Connection, insert, update
 
 from deployer.errors import NotFound
 from deployer.models import Deployment, DeploymentLog, utcnow
+from deployer.states import Status
 
 STREAMS = ("stdout", "stderr", "system")
+OUTPUT_MARK = "| "  # a system line quoting output: never the deployer's words, never a status line
+STATUS_LINE = re.compile(r"status: ([a-z_]+)(?: — |$)")
+_LOOKS_LIKE_STATUS = re.compile(r"\W*status\W*:", re.IGNORECASE)
+_STATUSES = frozenset(s.value for s in Status)
 _deployment = Deployment.__table__  # type: ignore[attr-defined]
 _log = DeploymentLog.__table__  # type: ignore[attr-defined]
 
@@ -107,5 +119,31 @@ def append_lines(
     return first + len(lines) - 1
 
 
+def quoted(text: str) -> str:
+    """Output of a build or a container, to keep among system lines."""
+    return OUTPUT_MARK + text
+
+
+def status_text(status: Status, message: str | None = None) -> str:
+    first = message.splitlines()[0] if message else ""
+    return f"status: {status}" + (f" — {first}" if first else "")
+
+
+def status_of(stream: str, text: str) -> str | None:
+    """The status a log line records the deployment entering, or None: only system lines in the shape
+    `append_status` writes, naming a status that exists."""
+    m = STATUS_LINE.match(text) if stream == "system" else None
+    return m.group(1) if m is not None and m.group(1) in _STATUSES else None
+
+
+def append_status(conn: Connection, deployment_id: str, status: Status, message: str | None = None, *,
+                  now: datetime | None = None) -> int:  # fmt: skip
+    """The system line of a transition (its caller's transaction makes the transition itself)."""
+    return append_lines(conn, deployment_id, [("system", status_text(status, message))], now=now)
+
+
 def append_system(conn: Connection, deployment_id: str, *texts: str, now: datetime | None = None) -> int:
-    return append_lines(conn, deployment_id, [("system", t) for t in texts], now=now)
+    """The deployer's own lines; one that would read as a status line is quoted (see `append_status`)."""
+    lines = [("system", quoted(t) if _LOOKS_LIKE_STATUS.match(t) and not t.startswith(OUTPUT_MARK) else t)
+             for t in texts]  # fmt: skip
+    return append_lines(conn, deployment_id, lines, now=now)

@@ -99,6 +99,13 @@ class Settings:
         "CA bundle (PEM, replaces the default roots for pip) for installs inside image builds, e.g. behind a "
         "TLS-intercepting proxy; kept out of every image",
     )  # fmt: skip
+    build_mem_mb: int = _var(
+        "DEPLOYER_BUILD_MEM_MB", 2048, "MB", "Memory limit of each step of an image build (no swap beyond it)", min=64
+    )
+    build_cpu_millis: int = _var("DEPLOYER_BUILD_CPU_MILLIS", 2000, "millicpu", "CPU limit of an image build", min=100)
+    build_timeout_sec: int = _var(
+        "DEPLOYER_BUILD_TIMEOUT_SEC", 900, "s", "An image build still going after this long fails the deployment", min=1
+    )
     zynd_sdk_version: str = _var(
         "DEPLOYER_ZYND_SDK_VERSION", "0.6.5", "version", "zyndai-agent[heartbeat] preinstalled in the Python bases"
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, update
 
-from deployer.loglines import append_system
+from deployer.loglines import append_status
 from deployer.models import Deployment, utcnow
 from deployer.states import Status, can_transition
 
@@ -74,5 +74,5 @@ def transition_in(
     ).rowcount
     if won != 1:
         return False
-    append_system(conn, deployment_id, f"status: {to}" + (f" — {message}" if message else ""), now=at)
+    append_status(conn, deployment_id, to, message, now=at)
     return True

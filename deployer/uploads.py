@@ -27,7 +27,7 @@ from deployer.bundle import FORBIDDEN_ENV_KEYS, BundleInfo, inspect_bundle
 from deployer.envblock import registry_or_default
 from deployer.errors import InvalidUpload, SlugTaken, UploadTooLarge
 from deployer.keypair import Keypair, parse_keypair
-from deployer.loglines import append_system
+from deployer.loglines import append_status, append_system
 from deployer.models import Deployment, utcnow
 from deployer.secrets import MasterKey, seal_env, write_encrypted
 from deployer.settings import Settings
@@ -143,12 +143,11 @@ def public_url(settings: Settings, slug: str) -> str | None:
     return f"{settings.public_scheme}://{slug}.{settings.wildcard_domain}"
 
 
-def _queued_lines(row: Mapping[str, object], image: str | None) -> list[str]:
-    lines = [f"status: queued — {row['runtime']} {row['entity_type']} uploaded"]
-    if image:
-        lines.append(f"image {image[:MAX_IMAGE_REF]!r} was asked for; this deployer builds each deployment "
-                     "from its runtime base image, so the request is not used")  # fmt: skip
-    return lines
+def _queued_notes(image: str | None) -> list[str]:
+    if not image:
+        return []
+    return [f"image {image[:MAX_IMAGE_REF]!r} was asked for; this deployer builds each deployment "
+            "from its runtime base image, so the request is not used"]  # fmt: skip
 
 
 def _insert(
@@ -156,7 +155,9 @@ def _insert(
 ) -> None:
     with admitting(engine, settings.max_active) as conn:
         conn.execute(insert(_deployment).values(**row))
-        append_system(conn, str(row["id"]), *_queued_lines(row, image), now=now)
+        append_status(conn, str(row["id"]), Status.QUEUED, f"{row['runtime']} {row['entity_type']} uploaded", now=now)
+        if image:
+            append_system(conn, str(row["id"]), *_queued_notes(image), now=now)
 
 
 def accept_upload(

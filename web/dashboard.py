@@ -8,7 +8,6 @@ with the session cookie; JavaScript only ever writes text into the page, never H
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
@@ -18,6 +17,7 @@ from flask import Blueprint, Flask, Response, g, redirect, render_template, requ
 
 from deployer import capacity, deployments
 from deployer.errors import InvalidUpload
+from deployer.loglines import status_of
 from deployer.states import Status
 from deployer.uploads import Upload, parse_env_lines
 from web import services
@@ -27,7 +27,6 @@ bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder
                static_url_path="/static")  # fmt: skip
 CARDS = ("running", "starting", "unhealthy", "crashed", "failed", "stopped")
 BOOTING = {s.value for s in Status} - {"running", "unhealthy", "crashed", "failed", "stopped"}
-STATUS_LINE = re.compile(r"^status: ([a-z_]+)")
 
 
 def card_of(status: str) -> str:
@@ -65,16 +64,17 @@ def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def timeline(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each status the deployment entered, from its system lines, with how long it stayed there."""
+    """Each status the deployment entered, from its status lines (which only a transition writes: quoted
+    output never reads as one), with how long it stayed there."""
     steps: list[dict[str, Any]] = []
     for line in lines:
-        m = STATUS_LINE.match(line["text"]) if line["stream"] == "system" else None
-        if m is None:
+        status = status_of(line["stream"], line["text"])
+        if status is None:
             continue
         at = datetime.fromisoformat(line["ts"])
         if steps:
             steps[-1]["seconds"] = round((at - steps[-1]["at"]).total_seconds(), 2)
-        steps.append({"status": m.group(1), "at": at, "ts": line["ts"], "seconds": None, "line_no": line["line_no"]})
+        steps.append({"status": status, "at": at, "ts": line["ts"], "seconds": None, "line_no": line["line_no"]})
     return steps
 
 

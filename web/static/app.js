@@ -8,6 +8,13 @@ const BOOTING = ["queued", "unpacking", "allocating_port", "writing_config", "bu
   "health_checking", "registering_route"];
 const TERMINAL = ["failed", "stopped", "crashed"];
 const cardOf = (status) => (BOOTING.includes(status) ? "starting" : status);
+const STATUSES = [...BOOTING, "running", "unhealthy", ...TERMINAL];
+// The status a log line records, as deployer.loglines.status_of reads it: only a system line in the shape
+// a transition writes. Build and container output kept in system lines is quoted ("| …"), so it never is.
+function statusOf(line) {
+  const m = line.stream === "system" && /^status: ([a-z_]+)(?: — |$)/.exec(line.text);
+  return m && STATUSES.includes(m[1]) ? m[1] : null;
+}
 
 function el(tag, attrs, text) {
   const node = document.createElement(tag);
@@ -220,8 +227,8 @@ function detailPage() {
     source.addEventListener("log", (ev) => {
       const l = JSON.parse(ev.data);
       addLine(l);
-      const m = l.stream === "system" && /^status: ([a-z_]+)/.exec(l.text);
-      if (m) addStep(m[1], l.ts, l.line_no);
+      const status = statusOf(l);
+      if (status) addStep(status, l.ts, l.line_no);
     });
     source.addEventListener("ready", () => { state.textContent = "live"; });
     source.addEventListener("status", (ev) => {
