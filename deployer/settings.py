@@ -125,7 +125,7 @@ class Settings:
         "DEPLOYER_PUBLIC_PORT", 0, "port", "Port shown in deployment URLs; 0 = the scheme's own", min=0, max=65535
     )
     dashboard_host: str = _var(
-        "DEPLOYER_DASHBOARD_HOST", "", "domain", "Caddy serves the dashboard and API at this host; empty = not at all"
+        "DEPLOYER_DASHBOARD_HOST", "", "domain", "Caddy serves the dashboard and API here; empty = deployer.<domain>"
     )
     dashboard_upstream: str = _var(
         "DEPLOYER_DASHBOARD_UPSTREAM", "127.0.0.1:8000", "address", "Where Caddy finds the web app (and /caddy/ask)"
@@ -299,6 +299,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         derived["database_url"] = f"sqlite:///{data_root / 'deployer.sqlite'}"
     if not settings.celery_broker_url:
         derived["celery_broker_url"] = "filesystem://"
+    if not settings.dashboard_host:
+        derived["dashboard_host"] = f"deployer.{settings.wildcard_domain}"
     if settings.age_identity_path == Path(""):
         derived["age_identity_path"] = data_root / "age.key"
     settings = dataclasses.replace(settings, **derived)
