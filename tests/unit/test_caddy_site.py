@@ -29,7 +29,7 @@ def test_plain_http_serves_on_the_http_listener_without_tls(tmp_path: Path) -> N
     site = site_for(settings(tmp_path, DEPLOYER_PUBLIC_SCHEME="http", CADDY_HTTP_LISTEN=":8080"))
     server = server_json(site)
     assert server["listen"] == [":8080"] and "tls_connection_policies" not in server
-    assert [r["@id"] for r in server["routes"]] == [FALLBACK_ID]
+    assert [r["@id"] for r in server["routes"]] == [DASHBOARD_ID, FALLBACK_ID]  # deployer.<domain> by default
     assert tls_apps_json(site) == {}
 
 
