@@ -11,12 +11,20 @@ ARG BASE=python:3.12-slim
 FROM ${BASE} AS build
 ARG PIP_FIND_LINKS= CA_BUNDLE=
 LABEL deployer.stage="build"
-COPY . /src
-RUN cd /src \
- && python3 -m venv /opt/deployer \
- && if [ -n "$CA_BUNDLE" ]; then export PIP_CERT="/src/$CA_BUNDLE"; fi \
- && if [ -n "$PIP_FIND_LINKS" ]; then src="--no-index --find-links $PIP_FIND_LINKS"; else src=""; fi \
- && PIP_DISABLE_PIP_VERSION_CHECK=1 /opt/deployer/bin/pip install --no-cache-dir $src '.[flower]'
+# The dependencies first, from pyproject.toml alone: a change of the source reuses this layer.
+COPY pyproject.toml ${CA_BUNDLE:-pyproject.toml} /src/
+COPY ${PIP_FIND_LINKS:-pyproject.toml} /src/wheels/
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+RUN cd /src && python3 -m venv /opt/deployer \
+ && if [ -n "$CA_BUNDLE" ]; then export PIP_CERT="/src/$(basename "$CA_BUNDLE")"; fi \
+ && if [ -n "$PIP_FIND_LINKS" ]; then export PIP_NO_INDEX=1 PIP_FIND_LINKS=/src/wheels; fi \
+ && python3 -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
+print('\n'.join(p['dependencies'] + p['optional-dependencies']['flower']))" > requirements.txt \
+ && /opt/deployer/bin/pip install -r requirements.txt
+COPY . /src/app
+RUN if [ -n "$PIP_FIND_LINKS" ]; then export PIP_NO_INDEX=1 PIP_FIND_LINKS=/src/wheels; fi \
+ && if [ -n "$CA_BUNDLE" ]; then export PIP_CERT="/src/$(basename "$CA_BUNDLE")"; fi \
+ && /opt/deployer/bin/pip install --no-deps /src/app
 
 # The source, the wheelhouse and the CA stay in the build stage; only the virtualenv comes across.
 FROM ${BASE}

@@ -48,7 +48,9 @@ def celery_cmd(*args: str) -> list[str]:
 
 def worker_cmd(settings: Settings, concurrency: int | None = None) -> list[str]:
     n = concurrency or settings.worker_concurrency
-    return celery_cmd("worker", "-l", "info", "-c", str(n), "-Q", settings.queue, "-n", f"{settings.queue}@%h")
+    from tasks.app import worker_queues
+
+    return celery_cmd("worker", "-l", "info", "-c", str(n), "-Q", worker_queues(settings), "-n", f"{settings.queue}@%h")
 
 
 def beat_cmd(settings: Settings) -> list[str]:

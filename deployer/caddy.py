@@ -9,6 +9,12 @@ The server is ensured before any route is written (Caddy 2.6 answers `invalid tr
 route added before the http app exists, and logs every such request as an error). Its last route is a
 fallback for `*.<domain>`: a host that no running deployment answers gets a plain 404 saying so, not
 Caddy's empty 200. Deployment routes are inserted in front of it, so it stays last.
+
+With DEPLOYER_PUBLIC_SCHEME=https the server terminates TLS (`Site.tls`): certificates come on demand,
+at the first handshake for a host, from Caddy's local CA (`internal`) or from public ACME issuers
+(`on_demand`); either way Caddy first asks the deployer's `/caddy/ask`, which approves only the hosts
+of active deployments and the dashboard's. When DEPLOYER_DASHBOARD_HOST is set, the server's first
+route serves the web app there (and Flower at /flower), ahead of every deployment route.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import fcntl
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +31,7 @@ import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from deployer.errors import DeployerError
+from deployer.settings import Settings
 from deployer.slug import is_dns_label
 
 
@@ -65,11 +73,87 @@ def fallback_json(domain: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def server_json(listen: str, domain: str | None = None) -> dict[str, Any]:
-    # Wildcard local domains have no public DNS: certificates are the operator's concern (a DNS-01
-    # wildcard in front, or Caddy's own config); this server speaks plain HTTP.
-    routes = [fallback_json(domain)] if domain else []
-    return {"listen": [listen], "routes": routes, "automatic_https": {"disable": True}}
+DASHBOARD_ID = "deployer-dashboard"
+ASK_PATH = "/caddy/ask"
+
+
+@dataclass(frozen=True)
+class Site:
+    """What the server serves besides the deployment routes."""
+
+    listen: str
+    domain: str | None = None
+    tls: str | None = None  # None: plain HTTP; "internal" or "on_demand" (see the module's doc)
+    dashboard_host: str = ""
+    dashboard_upstream: str = "127.0.0.1:8000"  # the web app, which also answers /caddy/ask
+    flower_upstream: str = ""
+
+
+def site_for(settings: Settings) -> Site:
+    https = settings.public_scheme == "https"
+    return Site(
+        listen=settings.caddy_https_listen if https else settings.caddy_http_listen,
+        domain=settings.wildcard_domain,
+        tls=settings.tls_issuer if https else None,
+        dashboard_host=settings.dashboard_host,
+        dashboard_upstream=settings.dashboard_upstream,
+        flower_upstream=settings.flower_upstream,
+    )
+
+
+def _proxy(upstream: str) -> dict[str, Any]:
+    return {"handler": "reverse_proxy", "upstreams": [{"dial": upstream}]}
+
+
+def dashboard_json(site: Site) -> dict[str, Any]:
+    """The web app at the dashboard host, Flower at its /flower (Flower runs with --url_prefix=flower)."""
+    routes: list[dict[str, Any]] = []
+    if site.flower_upstream:
+        routes.append({"match": [{"path": ["/flower", "/flower/*"]}], "handle": [_proxy(site.flower_upstream)]})
+    routes.append({"handle": [_proxy(site.dashboard_upstream)]})
+    return {
+        "@id": DASHBOARD_ID,
+        "match": [{"host": [site.dashboard_host]}],
+        "handle": [{"handler": "subroute", "routes": routes}],
+        "terminal": True,
+    }
+
+
+def head_routes(site: Site) -> list[dict[str, Any]]:
+    return [dashboard_json(site)] if site.dashboard_host else []
+
+
+def server_json(listen: str | Site, domain: str | None = None) -> dict[str, Any]:
+    site = listen if isinstance(listen, Site) else Site(listen, domain)
+    routes = head_routes(site) + ([fallback_json(site.domain)] if site.domain else [])
+    server: dict[str, Any] = {"listen": [site.listen], "routes": routes}
+    # Automatic HTTPS stays off: it would try to manage a certificate for every host a route names
+    # (the fallback's wildcard too) at each config load. With TLS, the connection policy and the tls
+    # app's on-demand policy get each host its certificate at its first handshake instead.
+    server["automatic_https"] = {"disable": True}
+    if site.tls:
+        server["tls_connection_policies"] = [{}]
+    return server
+
+
+def tls_apps_json(site: Site) -> dict[str, Any]:
+    """The `tls` (and `pki`) apps that go with `server_json(site)`; none for plain HTTP."""
+    if not site.tls:
+        return {}
+    policy: dict[str, Any] = {"on_demand": True}
+    if site.tls == "internal":
+        policy["issuers"] = [{"module": "internal"}]
+    apps: dict[str, Any] = {}
+    if site.tls == "internal":  # the local CA, configured first: never into a trust store (no prompt, no sudo)
+        apps["pki"] = {"certificate_authorities": {"local": {"install_trust": False}}}
+    apps["tls"] = {"automation": {
+        "policies": [policy],
+        "on_demand": {"ask": f"http://{site.dashboard_upstream}{ASK_PATH}"},
+    }}  # fmt: skip
+    return apps
+
+
+SHAPE_KEYS = ("listen", "automatic_https", "tls_connection_policies")
 
 
 def _dig(config: Any, *keys: str) -> Any:
@@ -89,8 +173,8 @@ def _never_connected(exc: requests.ConnectionError) -> bool:
 
 
 class CaddyAdmin:
-    """`listen` and `domain`, when given, let every route write ensure the server (and its fallback
-    route) first; without them the caller ensures the server itself."""
+    """`listen` and `domain` (or a whole `site`), when given, let every route write ensure the server
+    (its TLS, dashboard and fallback routes) first; without them the caller ensures the server itself."""
 
     def __init__(
         self,
@@ -101,13 +185,15 @@ class CaddyAdmin:
         timeout: float = 5.0,
         listen: str | None = None,
         domain: str | None = None,
+        site: Site | None = None,
     ) -> None:
         self.admin = admin_url.rstrip("/")
         self.server = server
         self.lock_path = lock_path
         self.timeout = timeout
-        self.listen = listen
-        self.domain = domain
+        self.site = site
+        self.listen = site.listen if site else listen
+        self.domain = site.domain if site else domain
         self.http = requests.Session()
         self.http.headers["Origin"] = self.admin
         # A fresh connection per call: Caddy restarts its admin listener on some config loads, and a
@@ -152,21 +238,37 @@ class CaddyAdmin:
         with self._writing():
             self._ensure_server_locked(listen)
 
-    def _ensure_server_locked(self, listen: str | None) -> None:
+    def _site(self, listen: str | None) -> Site | None:
+        if self.site is not None:
+            return self.site
         listen = listen or self.listen
+        return Site(listen, self.domain) if listen else None
+
+    def _ensure_server_locked(self, listen: str | None) -> None:
+        site = self._site(listen)
         resp = self._request("GET", "/config/")
         self._check(resp, "read its config")
         config = resp.json()
         server = _dig(config, "apps", "http", "servers", self.server)
         if server is None:
-            if listen is None:
+            if site is None:
                 raise CaddyError(f"Caddy has no server {self.server} and no listen address was given")
-            at, body = self._creation(config, server_json(listen, self.domain))
+            at, body = self._creation(config, server_json(site))
             # POST on the root only when Caddy has no config at all (nothing to keep there)
             self._check(self._request("POST" if at == "/config/" else "PUT", at, body), f"create server {self.server}")
-            return
-        if self.domain:
-            self._fallback_last(server.get("routes") or [])
+        elif site is not None and any(server.get(k) != server_json(site).get(k) for k in SHAPE_KEYS):
+            # the settings changed (scheme, listen address): the new shape, the deployment routes kept
+            routes = [r for r in server.get("routes") or [] if r.get("@id") not in (FALLBACK_ID, DASHBOARD_ID)]
+            desired = server_json(site)
+            desired["routes"] = head_routes(site) + routes + desired["routes"][len(head_routes(site)):]
+            resp = self._request("POST", f"/config/apps/http/servers/{self.server}", desired)
+            self._check(resp, f"update server {self.server}")
+        elif self.site is not None or self.domain:
+            self._frame(server.get("routes") or [], site)
+        if site is not None:
+            for name, app in tls_apps_json(site).items():
+                if _dig(config, "apps", name) != app:
+                    self._check(self._request("POST", f"/config/apps/{name}", app), f"configure its {name} app")
 
     def _creation(self, config: Any, server: dict[str, Any]) -> tuple[str, Any]:
         """Where to PUT what, so that only the missing levels are created."""
@@ -181,14 +283,24 @@ class CaddyAdmin:
             return "/config/apps", {"http": http}
         return "/config/", {"apps": {"http": http}}
 
-    def _fallback_last(self, routes: list[dict[str, Any]]) -> None:
-        assert self.domain is not None
-        if routes and routes[-1].get("@id") == FALLBACK_ID and routes[-1] == fallback_json(self.domain):
+    def _frame(self, routes: list[dict[str, Any]], site: Site | None) -> None:
+        """The dashboard route first and the fallback route last, each as the settings say."""
+        head = head_routes(site) if site else []
+        tail = [fallback_json(self.domain)] if self.domain else []
+        ids = {DASHBOARD_ID, FALLBACK_ID}
+        if routes[: len(head)] == head and (not tail or routes[-1:] == tail) and sum(
+            1 for r in routes if r.get("@id") in ids
+        ) == len(head) + len(tail):
             return
-        if any(r.get("@id") == FALLBACK_ID for r in routes):
-            self._delete_all(FALLBACK_ID)
-        resp = self._request("POST", f"/config/apps/http/servers/{self.server}/routes", fallback_json(self.domain))
-        self._check(resp, "add the fallback route")
+        for rid in ids:
+            self._delete_all(rid)
+        path = f"/config/apps/http/servers/{self.server}/routes"
+        for route in reversed(head):
+            has_routes = bool(self._routes())
+            resp = self._request("PUT" if has_routes else "POST", f"{path}/0" if has_routes else path, route)
+            self._check(resp, "add the dashboard route")
+        for route in tail:
+            self._check(self._request("POST", path, route), "add the fallback route")
 
     def _routes(self) -> list[dict[str, Any]] | None:
         """The server's routes, or None when it does not exist. Read through the root (`/config/`)
@@ -209,14 +321,17 @@ class CaddyAdmin:
             self._check(resp, f"delete route {rid}")
 
     def upsert_route(self, deployment_id: str, slug: str, domain: str, port: int) -> None:
-        """Inserted first (`PUT …/routes/0`), so the fallback route stays last."""
+        """Inserted after the dashboard route (`PUT …/routes/<n>`), so the fallback route stays last and
+        no slug can take the dashboard's host."""
         route = route_json(deployment_id, slug, domain, port)
         path = f"/config/apps/http/servers/{self.server}/routes"
         with self._writing():
             if self.listen is not None:
                 self._ensure_server_locked(None)
             self._delete_all(route["@id"])
-            method, at = ("PUT", f"{path}/0") if self._routes() else ("POST", path)
+            routes = self._routes() or []
+            at_ = next((i for i, r in enumerate(routes) if r.get("@id") != DASHBOARD_ID), len(routes))
+            method, at = ("PUT", f"{path}/{at_}") if at_ < len(routes) else ("POST", path)
             resp = self._request(method, at, route)
             self._check(resp, f"add route {route['@id']}")
 

@@ -10,7 +10,7 @@ from typing import Any
 import requests
 from sqlalchemy import Engine
 
-from deployer.caddy import CaddyAdmin
+from deployer.caddy import CaddyAdmin, site_for
 from deployer.db import make_engine
 from deployer.events import Publisher, publisher_for
 from deployer.localkeys import installation_id, private_data_root
@@ -38,7 +38,7 @@ def caddy_for(settings: Settings) -> CaddyAdmin | None:
     if settings.skip_caddy:
         return None
     return CaddyAdmin(settings.caddy_admin_url, settings.caddy_server_name, settings.data_root / "caddy.lock",
-                      listen=settings.caddy_http_listen, domain=settings.wildcard_domain)  # fmt: skip
+                      site=site_for(settings))  # fmt: skip
 
 
 def build_context(settings: Settings, **overrides: Any) -> Context:

@@ -259,7 +259,7 @@ def starting(ctx: Context, deployment_id: str, token: str) -> bool:
     s = ctx.settings
     keypair = workdir.write_keypair(s, ctx.master_key, deployment_id, owner=containers.APP_UID)
     containers.ensure_network(ctx.docker, ctx.installation, s.data_root / "network.lock")
-    url = entity_url(slug=row["slug"], port=row["port"], domain=s.wildcard_domain, scheme=s.public_scheme,
+    url = entity_url(slug=row["slug"], port=row["port"], domain=s.public_host_suffix, scheme=s.public_scheme,
                      skip_caddy=s.skip_caddy)  # fmt: skip
     user_env = open_env(ctx.master_key, row["env"] or {})
     env = render_env(user_env, entity_type=row["entity_type"], registry_url=s.registry_url, url=url,
@@ -309,7 +309,7 @@ def registering_route(ctx: Context, deployment_id: str, token: str) -> bool:
     if ctx.caddy is None:
         system(ctx, deployment_id, "route skipped (DEPLOYER_SKIP_CADDY)")
         return True
-    ctx.caddy.ensure_server(ctx.settings.caddy_http_listen)
+    ctx.caddy.ensure_server()
     ctx.caddy.upsert_route(deployment_id, row["slug"], ctx.settings.wildcard_domain, row["port"])
     system(ctx, deployment_id, f"route {row['slug']}.{ctx.settings.wildcard_domain} -> 127.0.0.1:{row['port']}")
     return True

@@ -89,7 +89,7 @@ def _restore_routes(ctx: Context, rows: dict[str, Any], report: Report) -> None:
     if ctx.caddy is None:
         return
     try:
-        ctx.caddy.ensure_server(ctx.settings.caddy_http_listen)
+        ctx.caddy.ensure_server()
         present = set(ctx.caddy.route_ids())
     except Exception as exc:
         report.failed("ensuring the Caddy server", exc)

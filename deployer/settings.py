@@ -120,6 +120,26 @@ class Settings:
     caddy_admin_url: str = _var("CADDY_ADMIN_URL", "http://127.0.0.1:2019", "url", "Caddy admin API")
     caddy_server_name: str = _var("CADDY_SERVER_NAME", "deployer", "name", "Caddy server holding the routes")
     caddy_http_listen: str = _var("CADDY_HTTP_LISTEN", ":80", "address", "Where that Caddy server listens")
+    caddy_https_listen: str = _var(
+        "CADDY_HTTPS_LISTEN", ":443", "address", "Where that server listens instead when DEPLOYER_PUBLIC_SCHEME=https"
+    )
+    tls: str = _var(
+        "DEPLOYER_TLS", "auto", "auto|internal|on_demand",
+        "https certificates: Caddy's local CA, or public ones on demand (gated by /caddy/ask); auto: "
+        "internal for .localhost/.test/.internal/.local domains",
+    )  # fmt: skip
+    public_port: int = _var(
+        "DEPLOYER_PUBLIC_PORT", 0, "port", "Port shown in deployment URLs; 0 = the scheme's own", min=0, max=65535
+    )
+    dashboard_host: str = _var(
+        "DEPLOYER_DASHBOARD_HOST", "", "domain", "Caddy serves the dashboard and API here; empty = deployer.<domain>"
+    )
+    dashboard_upstream: str = _var(
+        "DEPLOYER_DASHBOARD_UPSTREAM", "127.0.0.1:8000", "address", "Where Caddy finds the web app (and /caddy/ask)"
+    )
+    flower_upstream: str = _var(
+        "FLOWER_UPSTREAM", "", "address", "Flower (started with --url_prefix=flower), at the dashboard host's /flower"
+    )
     stage_lease_sec: int = _var(
         "DEPLOYER_STAGE_LEASE_SEC", 30, "s", "A boot stage silent this long is resumed by another worker", min=2
     )
@@ -188,6 +208,19 @@ class Settings:
         return self.data_root / "work"
 
     @property
+    def public_host_suffix(self) -> str:
+        """`<domain>` or `<domain>:<port>`: what follows `<slug>.` in a deployment's URL."""
+        return f"{self.wildcard_domain}:{self.public_port}" if self.public_port else self.wildcard_domain
+
+    @property
+    def tls_issuer(self) -> str:
+        """`internal` (Caddy's local CA) or `on_demand` (public certificates as hosts are asked for)."""
+        if self.tls != "auto":
+            return self.tls
+        local = (".localhost", ".test", ".internal", ".local", ".example", ".invalid")
+        return "internal" if f".{self.wildcard_domain}".endswith(local) else "on_demand"
+
+    @property
     def max_upload_bytes(self) -> int:
         return self.max_upload_mb * 1024 * 1024
 
@@ -229,14 +262,15 @@ def _parse(f: dataclasses.Field[Any], raw: str) -> Any:
 # (attribute, variable, pattern a set value must match, what it should look like)
 _SHAPES = (
     ("wildcard_domain", "DEPLOYER_WILDCARD_DOMAIN", r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", "a valid domain"),
+    ("dashboard_host", "DEPLOYER_DASHBOARD_HOST", r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", "a host name"),
     ("installation_id", "DEPLOYER_INSTALLATION_ID", r"[a-z0-9][a-z0-9-]{0,31}", "1-32 of a-z, 0-9 and -"),
     ("zynd_sdk_version", "DEPLOYER_ZYND_SDK_VERSION", r"[0-9][0-9A-Za-z.+!-]*", "a version such as 0.6.5"),
 )
 
-
 _CHOICES = (
     ("env", "DEPLOYER_ENV", ("dev", "production")),
     ("public_scheme", "DEPLOYER_PUBLIC_SCHEME", ("http", "https")),
+    ("tls", "DEPLOYER_TLS", ("auto", "internal", "on_demand")),
     ("trace_proxy_mode", "TRACE_PROXY_MODE", ("single", "batch")),
 )
 
@@ -253,7 +287,7 @@ def _check(s: Settings) -> None:
         raise ConfigError("DATABASE_URL: expected a postgresql+psycopg:// or sqlite:/// URL")
     for attr, name, pattern, shape in _SHAPES:
         value = getattr(s, attr)
-        if (value or attr != "installation_id") and not re.fullmatch(pattern, value):
+        if (value or attr not in ("installation_id", "dashboard_host")) and not re.fullmatch(pattern, value):
             raise ConfigError(f"{name}: expected {shape}, got {value!r}")
     if s.secret_key and len(s.secret_key) < 16:
         raise ConfigError("DEPLOYER_SECRET_KEY: use a random value of at least 16 characters, or leave it unset")
@@ -276,6 +310,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         derived["database_url"] = f"sqlite:///{data_root / 'deployer.sqlite'}"
     if not settings.celery_broker_url:
         derived["celery_broker_url"] = "filesystem://"
+    if not settings.dashboard_host:
+        derived["dashboard_host"] = f"deployer.{settings.wildcard_domain}"
     if settings.age_identity_path == Path(""):
         derived["age_identity_path"] = data_root / "age.key"
     settings = dataclasses.replace(settings, **derived)

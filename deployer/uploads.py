@@ -140,7 +140,7 @@ def keypair_path(settings: Settings, deployment_id: str) -> Path:
 def public_url(settings: Settings, slug: str) -> str | None:
     if settings.skip_caddy:
         return None  # known once a port is allocated: http://localhost:<port>
-    return f"{settings.public_scheme}://{slug}.{settings.wildcard_domain}"
+    return f"{settings.public_scheme}://{slug}.{settings.public_host_suffix}"
 
 
 def _queued_notes(image: str | None) -> list[str]:

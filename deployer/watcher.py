@@ -9,9 +9,11 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -27,6 +29,7 @@ from deployer.states import Status
 from deployer.tailer import Tailer
 
 log = logging.getLogger(__name__)
+HEARTBEAT = Path(tempfile.gettempdir()) / "deployer-watcher.alive"  # touched every tick of the main loop
 _dep = Deployment.__table__  # type: ignore[attr-defined]
 TAILED = [Status.STARTING, Status.HEALTH_CHECKING, Status.REGISTERING_ROUTE, Status.RUNNING, Status.UNHEALTHY]
 
@@ -135,6 +138,7 @@ class Watcher:
         events.start()
         while not self.stop_event.wait(self.tick):
             self.step()
+            HEARTBEAT.touch()  # the compose health check reads its age
         self.shutdown()
 
     def shutdown(self) -> None:

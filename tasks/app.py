@@ -83,6 +83,22 @@ def quiet_periodic_logs(settings: Settings) -> None:
             logger.addFilter(QuietPeriodic(tasks))
 
 
+def housekeeping_queue(settings: Settings) -> str:
+    """The queue of the periodic and kicked tasks (drain_queue, reconcile_stops, probes, …): apart
+    from the stage tasks, so a deployment's chain reads on its own in Flower. Workers consume both."""
+    return f"{settings.queue}-housekeeping"
+
+
+def worker_queues(settings: Settings) -> str:
+    """`celery worker -Q` for a worker that runs everything: the stages and the housekeeping."""
+    return f"{settings.queue},{housekeeping_queue(settings)}"
+
+
+def task_routes(settings: Settings) -> dict[str, dict[str, str]]:
+    queue = housekeeping_queue(settings)
+    return {entry["task"]: {"queue": queue} for entry in beat_schedule(settings).values()}
+
+
 def base_app(settings: Settings) -> Celery:
     """The app's configuration alone: what beat needs (it sends tasks by name and runs none)."""
     broker = settings.celery_broker_url
@@ -101,6 +117,10 @@ def base_app(settings: Settings) -> Celery:
         task_ignore_result=True,
         result_backend=None,
         task_default_queue=settings.queue,
+        task_routes=task_routes(settings),
+        # Events for monitors (Flower): each task's received/started/succeeded, and its sending.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
         task_time_limit=HOUSEKEEPING_LIMIT,
         task_soft_time_limit=HOUSEKEEPING_LIMIT - 10,
         beat_schedule=beat_schedule(settings),

@@ -16,6 +16,7 @@ from typing import Any
 import requests
 
 from deployer.settings import Settings
+from tasks.app import worker_queues
 from tests.zips import KEYPAIR
 
 
@@ -121,8 +122,8 @@ class CeleryProcess(GroupProcess):
 
     def __init__(self, settings: Settings, kind: str, logdir: Path) -> None:
         if kind == "worker":
-            args = ["worker", "-l", "info", "-c", "8", "-Q", settings.queue, "--without-mingle", "--without-gossip",
-                    "-n", f"test-{time.monotonic_ns()}@%h"]  # fmt: skip
+            args = ["worker", "-l", "info", "-c", "8", "-Q", worker_queues(settings), "--without-mingle",
+                    "--without-gossip", "-n", f"test-{time.monotonic_ns()}@%h"]  # fmt: skip
         else:
             args = ["beat", "-l", "info", "-s", str(logdir / f"beat-{time.monotonic_ns()}")]
         module = "tasks.celery" if kind == "worker" else "tasks.beat"  # beat: the slim schedule runtime

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request
+from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import Engine
 
 from deployer import deployments
@@ -73,6 +74,16 @@ class Services:
         return status
 
 
+class Sessions(SecureCookieSessionInterface):
+    """Session cookies are `Secure` whenever the request came over TLS: directly, or through Caddy at
+    the dashboard host (`X-Forwarded-Proto: https`; the app listens on loopback, and a client that
+    sends the header itself only makes its own cookie stricter). Plain-HTTP loopback use keeps working."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        return bool(super().get_cookie_secure(app)) or request.is_secure or forwarded == "https"
+
+
 def services() -> Services:
     svc: Services = current_app.extensions["deployer"]
     return svc
@@ -90,7 +101,7 @@ def create_app(
     recorder: Recorder | None = None,
 ) -> Flask:
     from deployer.localkeys import private_data_root, session_key
-    from web import api, dashboard, errors, ws
+    from web import api, caddyask, dashboard, errors, ws
 
     settings = settings or load_settings()
     private_data_root(settings)
@@ -106,6 +117,7 @@ def create_app(
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
         SOCK_SERVER_OPTIONS={"ping_interval": 25},
     )
+    app.session_interface = Sessions()
     recorder = recorder or recorder_for(settings)
     engine = engine or make_engine(settings.database_url)
     publisher = publisher_for(settings.redis_url)
@@ -130,6 +142,7 @@ def create_app(
     mask_server_logs()
     errors.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(caddyask.bp)
     ws.init_app(app)
     dashboard.init_app(app)
     return app
