@@ -73,7 +73,8 @@ def test_a_python_agent_runs_is_routed_and_stops_without_leftovers(stack: Stack)
     api.wait_status(dep, "stopped")
     wait_for(lambda: stack.container(dep) is None and stack.port_rows(dep) == 0, timeout=60, what="teardown")
     assert f"deployment-{dep}" not in stack.routes()
-    assert stack.caddy.get(f"{slug}.apps.test", "/hello").content == b""  # no route: Caddy's empty 200
+    gone = stack.caddy.get(f"{slug}.apps.test", "/hello")  # no route now: the fallback answers for the domain
+    assert gone.status_code == 404 and b"No deployment is running" in gone.content
     assert not workdir.keypair_file(stack.settings, dep).exists()
     assert not workdir.root(stack.settings, dep).exists()
 
