@@ -364,6 +364,8 @@ class Tailer:
         try:
             while True:
                 timeout = None if not batch else max(0.0, first_at + BATCH_SECONDS - time.monotonic())
+                if timeout is None and self.budget.dropped:
+                    timeout = DROP_REPORT_EVERY_S  # output stopped while over budget: still report the drops
                 try:
                     item = self.lines.get(timeout=timeout)
                 except queue.Empty:

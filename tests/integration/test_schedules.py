@@ -28,6 +28,7 @@ from deployer.schedules import (
     state_store,
 )
 from deployer.settings import Settings, load_settings
+from tasks.app import housekeeping_queue
 from tests.stack import CeleryProcess, settings_env, wait_for
 
 TTL_MS = 3000
@@ -124,7 +125,7 @@ def test_two_beats_dispatch_each_tick_once_and_the_other_takes_over_after_a_sigk
         wait_for(lambda: client.get(leader_key(sched_settings)), timeout=30, what="a leader")
         start = time.time()
         wait_for(lambda: time.time() - start >= 30, timeout=40, what="30 s of beats", interval=0.5)
-        sent = [t for t in dispatches(client, sched_settings.queue, "deployer.drain_queue") if t >= start]
+        sent = [t for t in dispatches(client, housekeeping_queue(sched_settings), "deployer.drain_queue") if t >= start]
         assert 28 <= len(sent) <= 31, len(sent)  # a 1 s schedule over 30 s, from one beat only
         assert min(b - a for a, b in itertools.pairwise(sent)) > 0.5  # never twice for one tick
 
@@ -134,9 +135,9 @@ def test_two_beats_dispatch_each_tick_once_and_the_other_takes_over_after_a_sigk
         survivor = next(b for b in beats if b is not leader)
         wait_for(lambda: b"lease acquired" in survivor.log_path.read_bytes(), timeout=TTL_MS / 1000 + 5,
                  what="the other beat to take over")  # fmt: skip
-        wait_for(lambda: len([t for t in dispatches(client, sched_settings.queue, "deployer.drain_queue")
+        wait_for(lambda: len([t for t in dispatches(client, housekeeping_queue(sched_settings), "deployer.drain_queue")
                               if t > killed_at]) >= 5, timeout=15, what="dispatches after the takeover")  # fmt: skip
-        times = dispatches(client, sched_settings.queue, "deployer.drain_queue")
+        times = dispatches(client, housekeeping_queue(sched_settings), "deployer.drain_queue")
         after = [t for t in times if t > killed_at]
         assert after[0] - killed_at <= TTL_MS / 1000 + 2  # taken over within the TTL (plus a tick)
         tail = [t for t in times if t > killed_at - 3]
@@ -160,7 +161,7 @@ def test_schedule_list_shows_the_leader_and_each_record_and_run_sends_one(
     assert "disk on fire" in retention and " 1 " in retention
     sent = CliRunner().invoke(main, ["schedule", "run", "reconcile-runtime"], env=env)
     assert sent.exit_code == 0, sent.output
-    (raw,) = client.lrange(sched_settings.queue, 0, -1)
+    (raw,) = client.lrange(housekeeping_queue(sched_settings), 0, -1)
     headers = json.loads(raw)["headers"]
     assert (headers["task"], headers["schedule"]) == ("deployer.reconcile_runtime", "reconcile-runtime")
     bad = CliRunner().invoke(main, ["schedule", "run", "nope"], env=env)

@@ -17,4 +17,4 @@ def stack_env(
     redis_url: str,
     caddy: Caddy,  # noqa: F811 - the fixture imported above, by name
 ) -> dict[str, str]:
-    return make_stack_env(tmp_path_factory, new_pg_database, redis_url, caddy, ports_from=16000)
+    return make_stack_env(tmp_path_factory, new_pg_database, redis_url, caddy, ports_from=18000)
