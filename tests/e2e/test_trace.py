@@ -11,14 +11,13 @@ from typing import Any
 
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
+from tests.browser import browser_page
 from tests.e2e.upstack import DEPLOYER, running_up
 from tests.stack import TraceRuntimeProcess, free_port, wait_for
 
 SAMPLES = Path(__file__).parents[2] / "samples"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 DASH = "trace-dash-token"
 pytestmark = pytest.mark.timeout(600)
 
@@ -69,9 +68,7 @@ def test_a_traced_deploy_lands_in_the_trace_runtime_and_its_dashboard(tmp_path: 
 
 
 def browse(url: str, request_uuid: str, tmp_path: Path) -> None:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        page = browser.new_page()
+    with browser_page() as page:
         page.goto(f"{url}/trace/entries")
         page.fill("input[name=token]", DASH)
         page.click("button[type=submit]")
@@ -82,4 +79,3 @@ def browse(url: str, request_uuid: str, tmp_path: Path) -> None:
         expect(page.locator("#content")).to_contain_text("/api/deployments")
         expect(page.locator("h2", has_text="The rest of this batch")).to_be_visible()
         page.screenshot(path=str(tmp_path / "trace-entry.png"), full_page=True)
-        browser.close()

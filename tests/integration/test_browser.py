@@ -10,16 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from deployer import tokens
+from tests.browser import browser_page
 from tests.integration.conftest import Stack
 from tests.integration.screens import shoot
 from tests.integration.test_lifecycle import SERVER, agent_bundle
 from tests.zips import KEYPAIR
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 XSS = "<script>window.__xss = 1</script><img src=x onerror=window.__xss=2>"
 PRINTER = f"""
 import sys, threading, time
@@ -36,12 +35,8 @@ threading.Thread(target=talk, daemon=True).start()
 
 @pytest.fixture
 def page(stack: Stack) -> Iterator[Any]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        yield context.new_page()
-        context.close()
-        browser.close()
+    with browser_page() as page:
+        yield page
 
 
 def test_a_user_deploys_watches_and_stops_a_sample_in_the_browser(stack: Stack, page: Any, tmp_path: Path) -> None:

@@ -12,17 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from sqlalchemy import Engine
 
 from deployer import tokens
 from deployer.secrets import ensure_master_key, read_encrypted
 from deployer.settings import Settings
+from tests.browser import browser_page, log_in
 from tests.conftest import LiveServer
 from tests.zips import KEYPAIR
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 OTHER_KEYPAIR = json.dumps({"public_key": "b3RoZXI=", "private_key": "b3RoZXItc2VjcmV0"}).encode()
 
 
@@ -33,17 +32,9 @@ def server(make_live_server: Callable[..., LiveServer], settings: Settings) -> L
 
 @pytest.fixture
 def page(server: LiveServer, engine: Engine) -> Iterator[Any]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        page = context.new_page()
-        page.goto(f"{server.url}/login")
-        page.fill("input[name=token]", tokens.create_token(engine, "browser-upload")[1])
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{server.url}/deployments")
+    with browser_page() as page:
+        log_in(page, server.url, tokens.create_token(engine, "browser-upload")[1])
         yield page
-        context.close()
-        browser.close()
 
 
 def project(root: Path) -> Path:

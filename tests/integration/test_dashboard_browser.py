@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 from sqlalchemy import Engine
 
 from deployer import tokens
@@ -17,11 +17,10 @@ from deployer.db import make_engine, upgrade
 from deployer.loglines import append_lines
 from deployer.models import DeploymentMetric
 from deployer.settings import Settings, load_settings
+from tests.browser import browser_page, log_in
 from tests.conftest import LiveServer, make_deployment_row
 from tests.integration.screens import shoot
 
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 T0 = datetime(2026, 12, 1, 9, 30, 5, 123000, tzinfo=UTC)
 
 
@@ -39,17 +38,9 @@ def site(tmp_path: Path, make_live_server: Callable[..., LiveServer]) -> Iterato
 @pytest.fixture
 def page(site: tuple[Settings, Engine, str]) -> Iterator[Any]:
     _, engine, url = site
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="UTC")
-        page = context.new_page()
-        page.goto(f"{url}/login")
-        page.fill("input[name=token]", tokens.create_token(engine, "dashboard")[1])
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{url}/deployments")
+    with browser_page(timezone_id="UTC") as page:
+        log_in(page, url, tokens.create_token(engine, "dashboard")[1])
         yield page
-        context.close()
-        browser.close()
 
 
 def running(engine: Engine, name: str, **extra: Any) -> str:
