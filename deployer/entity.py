@@ -18,12 +18,12 @@ from typing import Any
 
 import requests
 
-from deployer.health import read_json
+from deployer.health import MAX_BODY_BYTES, read_json
 
 CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")
 HEALTH_PATH = "/health"
 ID_KEYS = ("id", "entity_id", "agent_id")
-MAX_BYTES = 16 * 1024
+MAX_BYTES = MAX_BODY_BYTES  # the cap every read of what a container serves keeps
 DEADLINE_S = 3.0
 PROBE_TIMEOUT_S = 1.0
 MAX_ID = 200
