@@ -492,12 +492,35 @@ def status(ctx: click.Context, deployment: str) -> None:
 
 @main.command()
 @click.argument("deployment")
+@click.option("--no-wait", is_flag=True, help="Return once the stop is recorded, before the teardown ends")
+@click.option("--timeout", default=120.0, show_default=True, help="Seconds to wait for the teardown")
 @click.pass_context
-def stop(ctx: click.Context, deployment: str) -> None:
-    """Stop a deployment (idempotent). DEPLOYMENT: its id, slug or a unique id prefix."""
+def stop(ctx: click.Context, deployment: str, no_wait: bool, timeout: float) -> None:
+    """Stop a deployment (idempotent) and wait until its container and route are gone. DEPLOYMENT: its
+    id, slug or a unique id prefix."""
     client = _client(ctx)
-    result = client.stop(client.resolve(deployment))
+    deployment_id = client.resolve(deployment)
+    result = client.stop(deployment_id)
+    if not no_wait and result["status"] == "stopped":
+        _wait_torn_down(client, deployment_id, timeout)
     click.echo(f"{result['id']}: {result['status']}")
+
+
+def _wait_torn_down(client: ApiClient, deployment_id: str, timeout: float) -> None:
+    """The stop is recorded at once; the workers then remove the route and the container (after its
+    grace period). Teardown clears `container_id` last, so its absence means all of it is done."""
+    deadline = time.monotonic() + timeout
+    told = False
+    while client.get(deployment_id).get("container_id"):
+        if time.monotonic() > deadline:
+            raise click.ClickException(
+                f"the stop is recorded but the teardown has not finished after {timeout:g}s; "
+                "the workers keep at it (see `deployer logs`)"
+            )
+        if not told:
+            click.echo("stopping: removing the route and the container…", err=True)
+            told = True
+        time.sleep(0.25)
 
 
 @main.command()

@@ -3,17 +3,23 @@
 Decide (pure): a probe result and the stored failure count give the new count and the transition.
 Apply: probe concurrently with a 2 s timeout, then store counts and transitions in the database, so
 a worker restart forgets nothing.
+
+A row that reached running without an entity id (its agent was still slow to serve its card when the
+running stage asked) gets another look on each healthy probe during its first `ENTITY_WINDOW`.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 import requests
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 
 from deployer.context import Context
+from deployer.entity import find_entity_id
 from deployer.health import probe
 from deployer.models import Deployment
 from deployer.states import Status
@@ -22,6 +28,7 @@ from deployer.transitions import transition
 _dep = Deployment.__table__  # type: ignore[attr-defined]
 FAILURES_TO_UNHEALTHY = 3
 PROBE_TIMEOUT_S = 2.0
+ENTITY_WINDOW = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -43,20 +50,30 @@ def decide(status: Status, failures: int, healthy: bool) -> Decision:
 
 
 def probe_all(ctx: Context, *, workers: int = 32) -> dict[str, str]:
+    wants_entity = and_(_dep.c.entity_id.is_(None), _dep.c.started_at > ctx.now() - ENTITY_WINDOW)
     with ctx.engine.connect() as conn:
         rows = conn.execute(
-            select(_dep.c.id, _dep.c.status, _dep.c.port, _dep.c.health_failures).where(
-                _dep.c.status.in_([Status.RUNNING.value, Status.UNHEALTHY.value]), _dep.c.port.is_not(None)
-            )
+            select(
+                _dep.c.id, _dep.c.status, _dep.c.port, _dep.c.health_failures, wants_entity.label("wants_entity")
+            ).where(_dep.c.status.in_([Status.RUNNING.value, Status.UNHEALTHY.value]), _dep.c.port.is_not(None))
         ).all()
     if not rows:
         return {}
     session = requests.Session()
     session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=workers))
+
+    def check(r: Any) -> tuple[bool, str | None]:
+        base = f"http://127.0.0.1:{r.port}"
+        healthy = probe(session, f"{base}/health", PROBE_TIMEOUT_S)
+        return healthy, (find_entity_id(session, base) if healthy and r.wants_entity else None)
+
     with ThreadPoolExecutor(max_workers=min(workers, len(rows))) as pool:
-        results = list(pool.map(lambda r: probe(session, f"http://127.0.0.1:{r.port}/health", PROBE_TIMEOUT_S), rows))
+        results = list(pool.map(check, rows))
     outcome = {}
-    for r, healthy in zip(rows, results, strict=True):
+    for r, (healthy, entity) in zip(rows, results, strict=True):
+        if entity:
+            with ctx.engine.begin() as conn:
+                conn.execute(update(_dep).where(_dep.c.id == r.id, _dep.c.entity_id.is_(None)).values(entity_id=entity))
         d = decide(Status(r.status), r.health_failures, healthy)
         status = Status(r.status)
         if d.to is not None:

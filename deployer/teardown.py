@@ -64,10 +64,12 @@ def teardown(ctx: Context, deployment_id: str, *, marker: str | None = None, kee
             errors.append(f"{name}: {type(exc).__name__}: {exc}")
 
     name = containers.container_name(deployment_id)
-    if not keep_container:
-        step("container", lambda: containers.remove(ctx.docker, name, grace_sec=ctx.settings.stop_grace_sec))
+    # The route goes first: during the container's grace period callers get the "stopped" page, not a
+    # 502 from an app that is shutting down.
     if ctx.caddy is not None:
         step("route", lambda: ctx.caddy.remove_route(deployment_id))
+    if not keep_container:
+        step("container", lambda: containers.remove(ctx.docker, name, grace_sec=ctx.settings.stop_grace_sec))
     step("port", lambda: ports.release(ctx.engine, deployment_id))
     step("keypair", lambda: workdir.remove_keypair(ctx.settings, deployment_id))
     step("workdir", lambda: workdir.remove(ctx.settings, deployment_id))

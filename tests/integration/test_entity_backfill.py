@@ -13,8 +13,15 @@ from typing import Any
 
 import pytest
 import requests
+from sqlalchemy import text
 
+from deployer.context import Context
+from deployer.db import make_engine, upgrade
 from deployer.entity import DEADLINE_S, MAX_BYTES, find_entity_id
+from deployer.models import utcnow
+from deployer.probes import ENTITY_WINDOW, probe_all
+from deployer.settings import load_settings
+from tests.conftest import make_deployment_row
 
 CARD_PATH, OLD_PATH = "/.well-known/agent-card.json", "/.well-known/agent.json"
 ENTITY = "zns:8f3c2a1b9d4e5f60718293a4b5c6d7e8"
@@ -125,3 +132,35 @@ def test_a_hanging_agent_costs_at_most_the_deadline(serve: Any) -> None:
     assert time.monotonic() - started < 1.5 + 1.0  # the deadline, plus scheduling slack
     assert sum(agent.hits.values()) == 2  # the card timed out, then agent.json; no time was left for /health
     assert DEADLINE_S <= 5
+
+
+def test_a_row_that_reached_running_without_its_id_gets_it_from_the_steady_state_probes(
+    serve: Any, tmp_path: Any
+) -> None:
+    settings = load_settings({"DEPLOYER_DATA_ROOT": str(tmp_path), "DEPLOYER_SKIP_CADDY": "true"})
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    ctx = Context(settings=settings, engine=engine, master_key=None, docker=None, caddy=None)  # type: ignore[arg-type]
+    agent = serve({"/health": ok({"status": "ok"})})  # still starting up: no id anywhere yet
+    port = int(agent.url.rsplit(":", 1)[1])
+    fresh = make_deployment_row(engine, status="running", port=port, started_at=utcnow())
+    old = make_deployment_row(engine, status="running", port=port, started_at=utcnow() - ENTITY_WINDOW * 2)
+
+    def entity_ids() -> dict[str, Any]:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("select id, entity_id from deployment where id in (:a, :b)"), {"a": fresh, "b": old}
+            )
+            return {r.id: r.entity_id for r in rows}
+
+    assert probe_all(ctx) == {fresh: "ok", old: "ok"}
+    assert entity_ids() == {fresh: None, old: None}
+
+    agent.routes[CARD_PATH] = ok(CARD)  # now it publishes its card
+    card_reads = agent.hits.get(CARD_PATH, 0)
+    probe_all(ctx)
+    assert entity_ids() == {fresh: ENTITY, old: None}  # past the window nobody asks any more
+    assert agent.hits[CARD_PATH] == card_reads + 1
+
+    probe_all(ctx)
+    assert agent.hits[CARD_PATH] == card_reads + 1  # found once, never asked again
