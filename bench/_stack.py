@@ -17,10 +17,10 @@ import docker
 import redis
 from sqlalchemy import create_engine, make_url, text
 
-from deployer import tokens
-from deployer.db import make_engine, upgrade
-from deployer.images import ensure_base_images
+from deployer.lifecycle.images import ensure_base_images
 from deployer.settings import Settings, load_settings
+from deployer.store import tokens
+from deployer.store.db import make_engine, upgrade
 from tests.conftest import LiveServer
 from tests.stack import Api, Caddy, CeleryProcess, WatcherProcess
 from web import create_app

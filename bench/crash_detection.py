@@ -18,8 +18,8 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from bench._stack import bench_stack, summary
-from deployer.events import status_channel
-from deployer.models import Deployment
+from deployer.store.events import status_channel
+from deployer.store.models import Deployment
 from tests.zips import zip_folder
 
 SAMPLE = Path(__file__).parents[1] / "samples" / "python-agent"

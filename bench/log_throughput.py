@@ -25,14 +25,14 @@ from sqlalchemy import select
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from bench._stack import fresh_database
-from deployer.chunked import body_reader
 from deployer.context import build_context
-from deployer.db import make_engine
-from deployer.loglines import append_lines
-from deployer.models import DeploymentLog
 from deployer.settings import load_settings
-from deployer.tailer import BATCH_LINES, Tailer
+from deployer.store.db import make_engine
+from deployer.store.loglines import append_lines
+from deployer.store.models import DeploymentLog
 from tests.conftest import make_deployment_row
+from watcher.chunked import body_reader
+from watcher.tailer import BATCH_LINES, Tailer
 
 _log = DeploymentLog.__table__  # type: ignore[attr-defined]
 PRINT = "import sys\nfor i in range(1, {n} + 1): sys.stdout.write(f'line {{i}}\\n')\nsys.stdout.flush()\n"

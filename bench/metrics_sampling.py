@@ -14,7 +14,7 @@ import docker
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from deployer.metrics import sample
+from deployer.supervision.metrics import sample
 
 
 def main(n: int) -> None:

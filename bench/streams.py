@@ -25,14 +25,14 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from bench._stack import fresh_database, percentile
 from bench._web import web
-from deployer import tokens
 from deployer.context import build_context
-from deployer.db import make_engine
-from deployer.events import Publisher
-from deployer.loglines import append_lines
 from deployer.settings import load_settings
-from deployer.tailer import Tailer
+from deployer.store import tokens
+from deployer.store.db import make_engine
+from deployer.store.events import Publisher
+from deployer.store.loglines import append_lines
 from tests.conftest import make_deployment_row
+from watcher.tailer import Tailer
 
 PRINT = "import sys, time\nfor i in range(1, {n} + 1):\n    print(f'line {{i}}', flush=True)\n    time.sleep(0.005)\n"
 

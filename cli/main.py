@@ -10,13 +10,13 @@ from typing import Any
 import click
 
 from cli.client import ApiClient, has_path_token
-from deployer import tokens
-from deployer.db import make_engine, upgrade
+from deployer.bundles.packing import pack_folder
+from deployer.bundles.secrets import ensure_master_key
 from deployer.errors import DeployerError
 from deployer.localkeys import private_data_root
-from deployer.packing import pack_folder
-from deployer.secrets import ensure_master_key
 from deployer.settings import Settings, load_settings
+from deployer.store import tokens
+from deployer.store.db import make_engine, upgrade
 
 
 def _settings(ctx: click.Context) -> Settings:
@@ -264,7 +264,7 @@ def images_group() -> None:
 def images_bootstrap(ctx: click.Context) -> None:
     """Make an offline Debian bookworm base by debootstrap + docker import (reused if present)."""
     from cli.ops import docker_client, progress
-    from deployer.images import bootstrap_base
+    from deployer.lifecycle.images import bootstrap_base
 
     click.echo(bootstrap_base(docker_client(), _settings(ctx), progress))
 
@@ -281,7 +281,7 @@ def images_bootstrap(ctx: click.Context) -> None:
 def images_build(ctx: click.Context, base: str) -> None:
     """Build the four runtime base images from the Dockerfiles in the repo."""
     from cli.ops import docker_client, progress
-    from deployer.images import bootstrap_base, build_base_images, public_bases_reachable
+    from deployer.lifecycle.images import bootstrap_base, build_base_images, public_bases_reachable
 
     settings, client = _settings(ctx), docker_client()
     if base == "auto":
@@ -295,7 +295,7 @@ def images_build(ctx: click.Context, base: str) -> None:
 def images_list() -> None:
     """The deployer's labelled images on this host."""
     from cli.ops import docker_client
-    from deployer.images import list_images
+    from deployer.lifecycle.images import list_images
 
     click.echo(f"{'ID':<14} {'ROLE':<10} {'SIZE MB':>8}  TAGS")
     for row in list_images(docker_client()):
@@ -323,8 +323,8 @@ def watch(ctx: click.Context) -> None:
     import signal
 
     from deployer.context import build_context
-    from deployer.watcher import Watcher
     from tasks.kick import make_kicker
+    from watcher.main import Watcher
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(ctx)

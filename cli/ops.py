@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import click
 import requests
 
-from deployer import images
+from deployer.lifecycle import images
 from deployer.settings import Settings
 
 

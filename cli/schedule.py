@@ -8,8 +8,8 @@ import click
 import redis
 
 from beat_schedule import beat_schedule
-from deployer.schedules import leader_key, state_store
 from deployer.settings import Settings
+from tasks.schedules import leader_key, state_store
 
 
 def _when(epoch: float | None) -> str:

@@ -10,14 +10,14 @@ from typing import Any
 import requests
 from sqlalchemy import Engine
 
-from deployer.caddy import CaddyAdmin, site_for
-from deployer.db import make_engine
-from deployer.events import Publisher, publisher_for
+from deployer.bundles.secrets import MasterKey, ensure_master_key
+from deployer.lifecycle.caddy import CaddyAdmin, site_for
 from deployer.localkeys import installation_id, private_data_root
-from deployer.models import utcnow
-from deployer.secrets import MasterKey, ensure_master_key
 from deployer.settings import Settings
-from deployer.transitions import OnTransition
+from deployer.store.db import make_engine
+from deployer.store.events import Publisher, publisher_for
+from deployer.store.models import utcnow
+from deployer.store.transitions import OnTransition
 
 
 @dataclass

@@ -8,18 +8,18 @@ from typing import Any, TypeVar
 
 from celery import Celery
 
-from deployer.drain import drain
-from deployer.image_gc import prune_images
-from deployer.metrics import sample_metrics
-from deployer.probes import probe_all
-from deployer.reconcile import reconcile_runtime
-from deployer.retention import apply_retention, cutoffs
-from deployer.schedules import overlap_lock, record_skip, state_store
+from deployer.lifecycle.drain import drain
+from deployer.lifecycle.image_gc import prune_images
+from deployer.lifecycle.teardown import reconcile_stops
 from deployer.settings import Settings
-from deployer.teardown import reconcile_stops
+from deployer.store.retention import apply_retention, cutoffs
+from deployer.supervision.metrics import sample_metrics
+from deployer.supervision.probes import probe_all
+from deployer.supervision.reconcile import reconcile_runtime
 from tasks.app import HOUSEKEEPING_LIMIT
 from tasks.context import context_for
 from tasks.runs import SKIPPED
+from tasks.schedules import overlap_lock, record_skip, state_store
 
 T = TypeVar("T")
 LOCK_TTL_MS = (HOUSEKEEPING_LIMIT + 30) * 1000  # outlives the hard limit: a killed run's lock expires

@@ -15,8 +15,8 @@ from typing import Any
 import redis
 from celery.beat import PersistentScheduler, ScheduleEntry
 
-from deployer.schedules import LeaderLease, OwnedKey, backoff_delay, leader_key, state_store
 from deployer.settings import Settings
+from tasks.schedules import LeaderLease, OwnedKey, backoff_delay, leader_key, state_store
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import task_failure, task_postrun, task_prerun
 
-from deployer.schedules import record_failure, record_start, record_success, state_store
+from tasks.schedules import record_failure, record_start, record_success, state_store
 from traces.watchers import schedule_of
 
 SKIPPED = {"skipped": True}

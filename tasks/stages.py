@@ -8,10 +8,10 @@ import requests
 from celery import Celery, chain
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
-from deployer.lifecycle import STAGES, run_stage, stages_from
+from deployer.lifecycle.stages import STAGES, run_stage, stages_from
+from deployer.lifecycle.teardown import fail
 from deployer.settings import Settings
-from deployer.states import Status
-from deployer.teardown import fail
+from deployer.store.states import Status
 from tasks.app import stage_limit
 from tasks.context import context_for
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, make_url, text
 
-from deployer.db import make_engine, upgrade
-from deployer.secrets import MasterKey, ensure_master_key
+from deployer.bundles.secrets import MasterKey, ensure_master_key
 from deployer.settings import Settings, load_settings
+from deployer.store.db import make_engine, upgrade
 
 TABLES = ("deployment_log", "deployment_metric", "port_allocation", "deployment", "api_token")
 
@@ -150,7 +150,7 @@ def redis_url() -> Iterator[str]:
 
 def make_deployment_row(engine: Engine, **overrides: Any) -> str:
     """Inserts a minimal deployment row for tests of the lower layers; returns its id."""
-    from deployer.models import Deployment, utcnow
+    from deployer.store.models import Deployment, utcnow
 
     now = utcnow()
     row: dict[str, Any] = {

@@ -12,15 +12,15 @@ from flask import Flask, current_app, request
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import Engine
 
-from deployer import deployments
-from deployer.db import make_engine
+from deployer.bundles.secrets import MasterKey, ensure_master_key
+from deployer.bundles.uploads import Accepted, Upload, accept_upload
 from deployer.errors import Unavailable
-from deployer.events import publisher_for
-from deployer.images import list_images
-from deployer.secrets import MasterKey, ensure_master_key
+from deployer.lifecycle.images import list_images
 from deployer.settings import Settings, load_settings
-from deployer.transitions import OnTransition
-from deployer.uploads import Accepted, Upload, accept_upload
+from deployer.store import deployments
+from deployer.store.db import make_engine
+from deployer.store.events import publisher_for
+from deployer.store.transitions import OnTransition
 from tasks.kick import make_kicker
 from traces.recorder import Recorder, recorder_for
 from traces.watchers import event_watcher, install_flask

@@ -8,9 +8,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from deployer import capacity, deployments, readiness
+from deployer.bundles.uploads import Upload, parse_env
 from deployer.errors import InvalidRequest, InvalidUpload
-from deployer.uploads import Upload, parse_env
+from deployer.store import deployments
+from deployer.supervision import capacity, readiness
 from web import services
 from web.auth import authenticate, token_watch
 from web.openapi import spec

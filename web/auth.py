@@ -18,8 +18,8 @@ from collections.abc import Callable
 from flask import g, request, session
 from sqlalchemy import Engine
 
-from deployer import tokens
 from deployer.errors import DeployerError, Unauthorized
+from deployer.store import tokens
 from traces.watchers import auth_event
 from web import services
 from web.pathtoken import ENVIRON_KEY

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from deployer.caddy import ASK_PATH
-from deployer.tls import may_have_certificate
+from deployer.lifecycle.caddy import ASK_PATH
+from deployer.lifecycle.tls import may_have_certificate
 from web import services
 
 bp = Blueprint("caddy_ask", __name__)

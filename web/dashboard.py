@@ -15,11 +15,12 @@ from typing import Any
 
 from flask import Blueprint, Flask, Response, g, redirect, render_template, request, url_for
 
-from deployer import capacity, deployments
+from deployer.bundles.uploads import Upload, parse_env_lines
 from deployer.errors import InvalidUpload
-from deployer.loglines import status_of
-from deployer.states import Status
-from deployer.uploads import Upload, parse_env_lines
+from deployer.store import deployments
+from deployer.store.loglines import status_of
+from deployer.store.states import Status
+from deployer.supervision import capacity
 from web import services
 from web.auth import check_csrf, csrf_token, log_in, log_out, path_token, session_token
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import redis
 
-from deployer.events import STATUS_CHANNEL
+from deployer.store.events import STATUS_CHANNEL
 
 log = logging.getLogger(__name__)
 LOGS_PATTERN = "deployer:logs:*"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployer.states import Status
+from deployer.store.states import Status
 
 STATUSES = [s.value for s in Status]
 TS = {"type": "string", "format": "date-time"}

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine, select
 
-from deployer.deployments import get_deployment, iso
-from deployer.models import DeploymentLog
-from deployer.states import TERMINAL, Status
+from deployer.store.deployments import get_deployment, iso
+from deployer.store.models import DeploymentLog
+from deployer.store.states import TERMINAL, Status
 from web.hub import Subscription
 
 _log = DeploymentLog.__table__  # type: ignore[attr-defined]

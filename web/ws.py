@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 from flask import Flask, request
 from flask_sock import ConnectionClosed, Sock
 
-from deployer import deployments
 from deployer.errors import DeployerError
+from deployer.store import deployments
 from web import services
 from web.auth import CsrfRejected, authenticate, presented_token, token_watch
 from web.streams import DbSource, LogStream, ws_frame

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 
-from deployer.states import Status
+from deployer.store.states import Status
 from tests.integration.conftest import MACHINE_CA
 from tests.stack import Api, free_port, wait_for
 from tests.zips import zip_folder

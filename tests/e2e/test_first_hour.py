@@ -21,11 +21,11 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from deployer import containers
-from deployer.db import make_engine
-from deployer.models import Deployment
-from deployer.schedules import state_store
+from deployer.lifecycle import containers
 from deployer.settings import load_settings
+from deployer.store.db import make_engine
+from deployer.store.models import Deployment
+from tasks.schedules import state_store
 from tests.e2e.upstack import up_env
 from tests.stack import free_port, wait_for
 

@@ -15,12 +15,13 @@ import pytest
 import redis
 from sqlalchemy import Engine, select
 
-from deployer import containers, tokens
-from deployer.caddy import CaddyAdmin
-from deployer.db import make_engine, upgrade
-from deployer.images import ensure_base_images
-from deployer.models import Deployment
+from deployer.lifecycle import containers
+from deployer.lifecycle.caddy import CaddyAdmin
+from deployer.lifecycle.images import ensure_base_images
 from deployer.settings import Settings, load_settings
+from deployer.store import tokens
+from deployer.store.db import make_engine, upgrade
+from deployer.store.models import Deployment
 from tests.conftest import LiveServer
 from tests.stack import Api, Caddy, CeleryProcess, WatcherProcess
 
@@ -88,7 +89,7 @@ class Stack:
         return containers.get(self.docker, containers.container_name(deployment_id))
 
     def port_rows(self, deployment_id: str) -> int:
-        from deployer.models import PortAllocation
+        from deployer.store.models import PortAllocation
 
         table = PortAllocation.__table__  # type: ignore[attr-defined]
         with self.engine.connect() as conn:

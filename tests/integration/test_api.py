@@ -11,10 +11,10 @@ import pytest
 import requests
 from sqlalchemy import Engine, func, select
 
-from deployer import tokens
-from deployer.models import Deployment
-from deployer.secrets import ensure_master_key, read_encrypted
+from deployer.bundles.secrets import ensure_master_key, read_encrypted
 from deployer.settings import Settings, load_settings
+from deployer.store import tokens
+from deployer.store.models import Deployment
 from tests.conftest import LiveServer
 from tests.http import error_of
 from tests.stack import Api
@@ -254,8 +254,8 @@ def test_a_deployment_view_has_no_paths_env_values_or_secrets(api: Api) -> None:
 
 def test_env_values_are_stored_encrypted_and_open_with_the_master_key(api: Api, engine: Engine,
                                                                       settings: Settings) -> None:  # fmt: skip
-    from deployer.models import Deployment
-    from deployer.secrets import load_master_key, open_env
+    from deployer.bundles.secrets import load_master_key, open_env
+    from deployer.store.models import Deployment
 
     created = api.upload(agent_zip(), env=json.dumps({"OPENAI_API_KEY": "sk-very-secret", "MODE": "x"})).json()
     table = Deployment.__table__  # type: ignore[attr-defined]

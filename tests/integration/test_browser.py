@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from deployer import tokens
+from deployer.store import tokens
 from tests.browser import browser_page
 from tests.integration.conftest import Stack
 from tests.integration.screens import shoot

@@ -15,9 +15,9 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import Engine
 
-from deployer import tokens
-from deployer.secrets import ensure_master_key, read_encrypted
+from deployer.bundles.secrets import ensure_master_key, read_encrypted
 from deployer.settings import Settings
+from deployer.store import tokens
 from tests.browser import browser_page, log_in
 from tests.conftest import LiveServer
 from tests.zips import KEYPAIR

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from deployer.caddy import FALLBACK_ID, CaddyAdmin, CaddyError
+from deployer.lifecycle.caddy import FALLBACK_ID, CaddyAdmin, CaddyError
 from tests.stack import Caddy, free_port
 
 

@@ -11,8 +11,8 @@ import requests
 from openapi_spec_validator import validate
 from sqlalchemy import Engine
 
-from deployer import tokens
 from deployer.settings import Settings
+from deployer.store import tokens
 from tests.conftest import LiveServer, make_deployment_row
 from tests.http import error_of
 

@@ -12,11 +12,11 @@ import pytest
 from playwright.sync_api import expect
 from sqlalchemy import Engine
 
-from deployer import tokens
-from deployer.db import make_engine, upgrade
-from deployer.loglines import append_lines
-from deployer.models import DeploymentMetric
 from deployer.settings import Settings, load_settings
+from deployer.store import tokens
+from deployer.store.db import make_engine, upgrade
+from deployer.store.loglines import append_lines
+from deployer.store.models import DeploymentMetric
 from tests.browser import browser_page, log_in
 from tests.conftest import LiveServer, make_deployment_row
 from tests.integration.screens import shoot

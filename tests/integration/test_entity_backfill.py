@@ -16,11 +16,11 @@ import requests
 from sqlalchemy import text
 
 from deployer.context import Context
-from deployer.db import make_engine, upgrade
-from deployer.entity import DEADLINE_S, MAX_BYTES, find_entity_id
-from deployer.models import utcnow
-from deployer.probes import ENTITY_WINDOW, probe_all
+from deployer.lifecycle.entity import DEADLINE_S, MAX_BYTES, find_entity_id
 from deployer.settings import load_settings
+from deployer.store.db import make_engine, upgrade
+from deployer.store.models import utcnow
+from deployer.supervision.probes import ENTITY_WINDOW, probe_all
 from tests.conftest import make_deployment_row
 
 CARD_PATH, OLD_PATH = "/.well-known/agent-card.json", "/.well-known/agent.json"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer import workdir
+from deployer.bundles import workdir
 from deployer.localkeys import installation_id
 from tests.integration.conftest import Stack
 from tests.stack import wait_for

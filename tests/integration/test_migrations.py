@@ -8,8 +8,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 from sqlmodel import SQLModel
 
-import deployer.models  # noqa: F401
-from deployer.db import downgrade, make_engine, upgrade
+import deployer.store.models  # noqa: F401
+from deployer.store.db import downgrade, make_engine, upgrade
 
 TABLES = {"deployment", "deployment_log", "deployment_metric", "port_allocation", "api_token", "alembic_version"}
 

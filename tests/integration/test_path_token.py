@@ -21,9 +21,9 @@ from sqlalchemy import Engine
 from werkzeug.exceptions import NotFound
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
-from deployer import tokens
-from deployer.loglines import append_lines
 from deployer.settings import Settings
+from deployer.store import tokens
+from deployer.store.loglines import append_lines
 from tests.conftest import LiveServer, make_deployment_row
 from tests.http import error_of
 from tests.integration.test_streams import sse_events

@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import Engine, func, select
 
-from deployer.db import make_engine
 from deployer.errors import PortExhausted
-from deployer.models import PortAllocation
-from deployer.ports import allocate, release
+from deployer.lifecycle.ports import allocate, release
+from deployer.store.db import make_engine
+from deployer.store.models import PortAllocation
 from tests.conftest import make_deployment_row
 
 LO, HI = 13000, 13199  # exactly 200 ports

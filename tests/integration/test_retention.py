@@ -8,10 +8,10 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select, update
 
-from deployer.image_gc import deployment_of, prune_images
-from deployer.models import Deployment, DeploymentLog, DeploymentMetric, utcnow
-from deployer.retention import apply_retention, cutoffs
+from deployer.lifecycle.image_gc import deployment_of, prune_images
 from deployer.settings import Settings, load_settings
+from deployer.store.models import Deployment, DeploymentLog, DeploymentMetric, utcnow
+from deployer.store.retention import apply_retention, cutoffs
 from tests.conftest import make_deployment_row
 
 _log = DeploymentLog.__table__  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from deployer.images import NODE_TOOLS
+from deployer.lifecycle.images import NODE_TOOLS
 from tests.integration.conftest import Stack
 from tests.stack import wait_for
 from tests.zips import make_zip, zip_folder

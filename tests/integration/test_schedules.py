@@ -20,15 +20,15 @@ import redis
 from click.testing import CliRunner
 
 from cli.main import main
-from deployer.schedules import (
+from deployer.settings import Settings, load_settings
+from tasks.app import housekeeping_queue
+from tasks.schedules import (
     OwnedKey,
     leader_key,
     overlap_lock,
     record_failure,
     state_store,
 )
-from deployer.settings import Settings, load_settings
-from tasks.app import housekeeping_queue
 from tests.stack import CeleryProcess, settings_env, wait_for
 
 TTL_MS = 3000

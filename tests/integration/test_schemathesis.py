@@ -12,8 +12,8 @@ from hypothesis import settings as hyp_settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sqlalchemy import Engine
 
-from deployer import tokens
 from deployer.settings import Settings
+from deployer.store import tokens
 from tests.conftest import LiveServer, make_deployment_row
 
 

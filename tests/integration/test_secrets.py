@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from deployer.bundles.secrets import ensure_master_key, load_master_key, read_encrypted, write_encrypted
 from deployer.errors import SecretsError
-from deployer.secrets import ensure_master_key, load_master_key, read_encrypted, write_encrypted
 
 
 def test_the_master_identity_is_created_once_with_mode_600(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import itertools
 import pytest
 from sqlalchemy import select
 
-from deployer.models import Deployment
+from deployer.store.models import Deployment
 from tests.integration.conftest import Stack
 from tests.integration.test_lifecycle import SERVER, agent_bundle
 from tests.stack import wait_for

@@ -15,12 +15,12 @@ import requests
 import simple_websocket
 from sqlalchemy import Engine
 
-from deployer import tokens
-from deployer.events import Publisher
-from deployer.loglines import append_lines
 from deployer.settings import Settings, load_settings
-from deployer.states import Status
-from deployer.transitions import transition
+from deployer.store import tokens
+from deployer.store.events import Publisher
+from deployer.store.loglines import append_lines
+from deployer.store.states import Status
+from deployer.store.transitions import transition
 from tests.conftest import LiveServer, make_deployment_row
 from tests.http import error_of
 from tests.stack import wait_for

@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from deployer.models import DeploymentLog
+from deployer.store.models import DeploymentLog
 from tests.integration.conftest import Stack
 from tests.integration.test_lifecycle import SERVER, agent_bundle
 from tests.stack import wait_for
@@ -181,8 +181,8 @@ def test_a_failing_health_endpoint_turns_unhealthy_and_recovers(stack: Stack) ->
 
 def test_metrics_sample_cpu_as_a_fraction_of_one_cpu_and_memory_against_the_limit(stack: Stack) -> None:
     from deployer.context import build_context
-    from deployer.metrics import sample_metrics
-    from deployer.models import DeploymentMetric
+    from deployer.store.models import DeploymentMetric
+    from deployer.supervision.metrics import sample_metrics
 
     busy, idle = running_all(stack, SERVE_THEN + "while True:\n    pass\n", SERVE_THEN + "time.sleep(3600)\n")
     ctx = build_context(stack.settings, engine=stack.engine, docker=stack.docker)

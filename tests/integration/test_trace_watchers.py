@@ -19,11 +19,11 @@ from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
-from deployer import tokens
-from deployer.db import make_engine
-from deployer.events import Publisher
-from deployer.models import Deployment, DeploymentLog, utcnow
 from deployer.settings import Settings
+from deployer.store import tokens
+from deployer.store.db import make_engine
+from deployer.store.events import Publisher
+from deployer.store.models import Deployment, DeploymentLog, utcnow
 from tests.conftest import LiveServer
 from traces.recorder import MASK, Recorder, Redaction
 from traces.watchers import install_redis, install_sqlalchemy

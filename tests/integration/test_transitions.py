@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, func, select, update
 
-from deployer.admission import admitting
-from deployer.loglines import COPY_THRESHOLD, append_lines
-from deployer.models import Deployment, DeploymentLog
-from deployer.states import Status
-from deployer.transitions import transition
+from deployer.store.admission import admitting
+from deployer.store.loglines import COPY_THRESHOLD, append_lines
+from deployer.store.models import Deployment, DeploymentLog
+from deployer.store.states import Status
+from deployer.store.transitions import transition
 from tests.conftest import make_deployment_row
 
 _log = DeploymentLog.__table__  # type: ignore[attr-defined]
@@ -165,8 +165,8 @@ def test_concurrent_tailer_batches_and_system_lines_never_duplicate_or_gap(pg_en
 @pytest.mark.parametrize("verb", ["upload", "restart"])
 def test_concurrent_admissions_never_overshoot_max_active(engine: Engine, verb: str) -> None:
     """Twelve requests at once for three free slots, on both databases: exactly three get in."""
-    from deployer.deployments import request_restart
     from deployer.errors import AtCapacity
+    from deployer.store.deployments import request_restart
 
     max_active, racers = 3, 12
     ids = [make_deployment_row(engine, status="stopped") for _ in range(racers)]

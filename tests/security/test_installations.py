@@ -11,7 +11,7 @@ import docker.errors
 
 from deployer.context import build_context
 from deployer.localkeys import installation_id
-from deployer.reconcile import reconcile_runtime
+from deployer.supervision.reconcile import reconcile_runtime
 from tests.integration.conftest import Stack
 
 

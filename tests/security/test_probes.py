@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from deployer.health import probe, read_json
+from deployer.lifecycle.health import probe, read_json
 
 Handler = Callable[[BaseHTTPRequestHandler], None]
 

@@ -8,7 +8,7 @@ import re
 import pytest
 
 from deployer.context import build_context
-from deployer.teardown import fail
+from deployer.lifecycle.teardown import fail
 from tests.integration.conftest import Stack
 from tests.integration.test_supervision import PRINTER, running
 from tests.stack import wait_for

@@ -12,8 +12,8 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import Engine
 
-from deployer import tokens
 from deployer.settings import Settings, load_settings
+from deployer.store import tokens
 from tests.conftest import LiveServer
 
 OLD_PUBLIC_KEY = "dev-insecure-change-me"  # the built-in key earlier versions fell back to

@@ -10,7 +10,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import func, select
 
-from deployer.models import DeploymentLog
+from deployer.store.models import DeploymentLog
 from tests.integration.conftest import Stack
 from tests.integration.test_lifecycle import agent_bundle
 from tests.stack import wait_for

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from deployer.archive import Limits, Member, extract, plan
+from deployer.bundles.archive import Limits, Member, extract, plan
 from deployer.errors import InvalidUpload, UploadTooLarge
 from tests.zips import make_zip
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from deployer.images import BuildLimits, OutputLines, failure_message
-from deployer.loglines import OUTPUT_MARK, quoted, status_of, status_text
-from deployer.states import Status
+from deployer.lifecycle.images import BuildLimits, OutputLines, failure_message
+from deployer.store.loglines import OUTPUT_MARK, quoted, status_of, status_text
+from deployer.store.states import Status
 
 
 def test_build_output_split_anywhere_comes_out_as_whole_lines() -> None:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.bundle import inspect_bundle
+from deployer.bundles.rules import inspect_bundle
 from deployer.errors import InvalidUpload
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deployer.bundle import inspect_bundle
+from deployer.bundles.rules import inspect_bundle
 from deployer.errors import InvalidUpload
 
 AGENT = {"agent.config.json": json.dumps({"name": "My Agent"}), "agent.py": "print(1)"}

@@ -6,7 +6,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from deployer.caddy import (
+from deployer.lifecycle.caddy import (
     DASHBOARD_ID,
     FALLBACK_ID,
     CaddyError,
@@ -15,10 +15,10 @@ from deployer.caddy import (
     site_for,
     tls_apps_json,
 )
-from deployer.reconcile import Report, _restore_routes
+from deployer.lifecycle.tls import slug_of
 from deployer.settings import load_settings
-from deployer.states import Status
-from deployer.tls import slug_of
+from deployer.store.states import Status
+from deployer.supervision.reconcile import Report, _restore_routes
 
 
 def settings(tmp_path: Path, **env: str) -> Any:

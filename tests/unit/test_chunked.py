@@ -8,7 +8,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployer.chunked import ChunkDecoder
+from watcher.chunked import ChunkDecoder
 
 
 def encode(chunks: list[bytes], extensions: bool) -> bytes:

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from deployer.envblock import DEFAULT_REGISTRY_URL, registry_or_default, render_env, rewrite_config
+from deployer.bundles.envblock import DEFAULT_REGISTRY_URL, registry_or_default, render_env, rewrite_config
 from deployer.settings import Settings, load_settings
 
 

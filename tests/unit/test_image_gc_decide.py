@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from deployer.image_gc import Owner, deployment_of, stale_tags
+from deployer.lifecycle.image_gc import Owner, deployment_of, stale_tags
 
 NOW = datetime(2026, 11, 23, 12, tzinfo=UTC)
 

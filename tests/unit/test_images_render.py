@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from deployer import images
-from deployer.images import BuildSettings, render_app_dockerfile, render_build_env
-from deployer.runtime import BundleFacts, LaunchPlan, launch_plan
+from deployer.bundles.runtime import BundleFacts, LaunchPlan, launch_plan
+from deployer.lifecycle import images
+from deployer.lifecycle.images import BuildSettings, render_app_dockerfile, render_build_env
 from deployer.settings import load_settings
 
 LABELS = {"deployer.managed": "true", "deployer.role": "app"}

@@ -5,7 +5,7 @@ import os
 import zipfile
 from pathlib import Path
 
-from deployer.packing import pack_folder
+from deployer.bundles.packing import pack_folder
 
 
 def test_packing_skips_vcs_envs_caches_keypair_and_ignored_patterns(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from deployer.ports import candidates
+from deployer.lifecycle.ports import candidates
 
 
 def test_candidates_start_at_the_offset_and_wrap_around_skipping_taken_ports() -> None:

@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import select
 
 from deployer.context import Context
-from deployer.db import make_engine, upgrade
-from deployer.models import Deployment
-from deployer.reconcile import reconcile_runtime
 from deployer.settings import load_settings
+from deployer.store.db import make_engine, upgrade
+from deployer.store.models import Deployment
+from deployer.supervision.reconcile import reconcile_runtime
 from tests.conftest import make_deployment_row
 
 _dep = Deployment.__table__  # type: ignore[attr-defined]

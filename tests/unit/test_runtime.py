@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
+from deployer.bundles.runtime import BundleFacts, detect_runtime, launch_plan
 from deployer.errors import InvalidUpload
-from deployer.runtime import BundleFacts, detect_runtime, launch_plan
 
 PIP = ("pip", "install", "--no-cache-dir", "--no-warn-script-location", "--prefix", "/opt/app-deps")
 PIP_R = (*PIP, "-r", "requirements.txt")

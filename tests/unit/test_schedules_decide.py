@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from deployer.schedules import LeaderLease, LeaseClock, backoff_delay
+from tasks.schedules import LeaderLease, LeaseClock, backoff_delay
 
 
 def test_backoff_doubles_from_the_initial_delay_up_to_the_cap_with_bounded_jitter() -> None:

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from deployer.bundles.keypair import parse_keypair
+from deployer.bundles.slug import is_dns_label, make_slug
 from deployer.errors import InvalidUpload
-from deployer.keypair import parse_keypair
 from deployer.scrub import scrub
-from deployer.slug import is_dns_label, make_slug
 
 
 def fixed(_n: int) -> str:

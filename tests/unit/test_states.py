@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from deployer.states import ACTIVE, BOOTING, PIPELINE, TERMINAL, Status, can_transition, next_stage
+from deployer.store.states import ACTIVE, BOOTING, PIPELINE, TERMINAL, Status, can_transition, next_stage
 
 
 def test_the_pipeline_runs_in_the_documented_order() -> None:

@@ -6,9 +6,9 @@ import struct
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from deployer.crashes import crash_reason, policy_line, restart_delay, restart_limit
-from deployer.logbudget import LineBudget
-from deployer.tailer import (
+from deployer.supervision.crashes import crash_reason, policy_line, restart_delay, restart_limit
+from watcher.logbudget import LineBudget
+from watcher.tailer import (
     MAX_LINE_BYTES,
     SINCE_MARGIN_NS,
     Line,
@@ -188,8 +188,8 @@ def test_the_restart_policy_backs_off_exponentially_and_gives_up() -> None:
 
 
 def test_three_failed_probes_make_a_running_deployment_unhealthy_and_one_success_recovers_it() -> None:
-    from deployer.probes import decide
-    from deployer.states import Status
+    from deployer.store.states import Status
+    from deployer.supervision.probes import decide
 
     assert decide(Status.RUNNING, 0, False).to is None
     assert decide(Status.RUNNING, 1, False).failures == 2
@@ -202,7 +202,7 @@ def test_three_failed_probes_make_a_running_deployment_unhealthy_and_one_success
 
 
 def test_cpu_is_the_usage_delta_over_the_window_as_a_fraction_of_one_cpu() -> None:
-    from deployer.metrics import Reading, cpu_fraction, memory_used
+    from deployer.supervision.metrics import Reading, cpu_fraction, memory_used
 
     assert cpu_fraction(Reading(10.0, 1_000_000_000, 0, 0), Reading(11.0, 1_500_000_000, 0, 0)) == 0.5
     assert cpu_fraction(Reading(10.0, 0, 0, 0), Reading(12.0, 4_000_000_000, 0, 0)) == 2.0

@@ -1,0 +1,130 @@
+"""What happens when a deployment's container dies (DESIGN §4 `crashed`) and the restart policy.
+
+Decide (pure): the reason text and whether/when the policy restarts. Apply: the conditional
+transition first — detection latency is measured to that commit — then the output lines and teardown.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from deployer.context import Context
+from deployer.lifecycle import containers
+from deployer.lifecycle.teardown import fail, teardown
+from deployer.store.loglines import append_system, quoted
+from deployer.store.models import Deployment
+from deployer.store.states import BOOTING, Status
+from deployer.store.transitions import transition
+
+_dep = Deployment.__table__  # type: ignore[attr-defined]
+OUTPUT_LINES = 200
+BACKOFF_START_S, BACKOFF_CAP_S = 1.0, 60.0
+
+
+@dataclass(frozen=True)
+class Exit:
+    deployment_id: str
+    container_id: str
+    exit_code: int | None
+    oom: bool
+
+
+def crash_reason(exit_code: int | None, oom: bool, memory_mb: int) -> str:
+    if oom:
+        return f"Container OOM-killed (memory limit {memory_mb} MB)"
+    if exit_code is None:
+        return "Container disappeared"
+    return f"Container exited {exit_code}"
+
+
+def restart_limit(policy: str) -> int:
+    m = re.fullmatch(r"on-failure:(\d+)", policy)
+    return int(m.group(1)) if m else 0
+
+
+def restart_delay(restart_count: int) -> float:
+    return float(min(BACKOFF_CAP_S, BACKOFF_START_S * 2**restart_count))
+
+
+def policy_line(policy: str, restart_count: int) -> str:
+    limit = restart_limit(policy)
+    if limit == 0:
+        return "restart policy is 'no': left crashed"
+    if restart_count >= limit:
+        return f"restart policy {policy}: restarted {restart_count} times already; left crashed"
+    delay = restart_delay(restart_count)
+    return f"restart policy {policy}: restarting in {delay:.0f} s ({restart_count + 1} of {limit})"
+
+
+def _row(ctx: Context, deployment_id: str) -> Any:
+    with ctx.engine.connect() as conn:
+        return conn.execute(select(_dep).where(_dep.c.id == deployment_id)).first()
+
+
+def handle_exit(ctx: Context, ex: Exit, *, drain_output: Callable[[], None] = lambda: None) -> str:
+    """Record a dead container: `crashed` (running/unhealthy), `failed` (booting), else ignored."""
+    row = _row(ctx, ex.deployment_id)
+    if row is None or row.container_id not in (None, ex.container_id):
+        return "ignored"  # an older container of a restarted deployment
+    reason = crash_reason(ex.exit_code, ex.oom, row.memory_mb)
+    status = Status(row.status)
+    now = containers.state(ctx.docker, ex.container_id) if ex.container_id else None
+    if now is not None and now.running:
+        return "ignored"  # a stale or repeated event: that container runs
+    if status in BOOTING and row.container_id is None:
+        # The container a stop or crash left behind, whose event came late, while a restart boots:
+        # this boot's own container is recorded right after it starts, and the boot watches it itself.
+        return "ignored"
+    if status in BOOTING:
+        output = containers.last_output(ctx.docker, ex.container_id, 20)
+        tail = ("; last output:\n" + "\n".join(map(quoted, output))) if output else ""
+        fail(ctx, ex.deployment_id, f"{reason} during boot{tail}", values={"last_exit_code": ex.exit_code})
+        return "failed"
+    if status not in (Status.RUNNING, Status.UNHEALTHY):
+        return "ignored"  # stopped by the user (exit 143 after the stop), already crashed, …
+    won = transition(
+        ctx.engine, ex.deployment_id, expected=[Status.RUNNING, Status.UNHEALTHY], to=Status.CRASHED, message=reason,
+        values={"last_exit_code": ex.exit_code, "last_crash_at": ctx.now(), "error_message": reason},
+        now=ctx.now, on_transition=ctx.on_transition,
+    )  # fmt: skip
+    if not won:
+        return "ignored"
+    drain_output()  # let the tailer store the container's last words before they are read and removed
+    output = containers.last_output(ctx.docker, ex.container_id, OUTPUT_LINES)
+    state = containers.state(ctx.docker, ex.container_id)
+    lines = [f"container state: exit code {ex.exit_code}, OOM-killed {ex.oom}, error {state.error if state else '-'}"]
+    lines += [f"last output ({len(output)} lines):", *map(quoted, output)] if output else ["no output"]
+    lines.append(policy_line(ctx.settings.restart_policy, row.restart_count))
+    with ctx.engine.begin() as conn:
+        append_system(conn, ex.deployment_id, *lines, now=ctx.now())
+    teardown(ctx, ex.deployment_id, keep_container=ctx.settings.keep_crashed_containers)
+    return "crashed"
+
+
+def due_restarts(ctx: Context) -> list[str]:
+    """Crashed rows the restart policy restarts now (their backoff has passed and they hold nothing)."""
+    limit = restart_limit(ctx.settings.restart_policy)
+    if limit == 0:
+        return []
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(
+            select(_dep.c.id, _dep.c.restart_count, _dep.c.last_crash_at).where(
+                _dep.c.status == Status.CRASHED.value,
+                _dep.c.restart_count < limit,
+                _dep.c.driver_token.is_(None),
+                _dep.c.container_id.is_(None),
+            )
+        ).all()
+    now = ctx.now()
+    return [r.id for r in rows if r.last_crash_at is None or _aware(r.last_crash_at) <= now - timedelta(
+        seconds=restart_delay(r.restart_count))]  # fmt: skip
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,89 @@
+"""Steady-state `/health` probes (DESIGN §6 probe-health): all running/unhealthy rows at once.
+
+Decide (pure): a probe result and the stored failure count give the new count and the transition.
+Apply: probe concurrently with a 2 s timeout, then store counts and transitions in the database, so
+a worker restart forgets nothing.
+
+A row that reached running without an entity id (its agent was still slow to serve its card when the
+running stage asked) gets another look on each healthy probe during its first `ENTITY_WINDOW`.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import requests
+from sqlalchemy import and_, select, update
+
+from deployer.context import Context
+from deployer.lifecycle.entity import find_entity_id
+from deployer.lifecycle.health import probe
+from deployer.store.models import Deployment
+from deployer.store.states import Status
+from deployer.store.transitions import transition
+
+_dep = Deployment.__table__  # type: ignore[attr-defined]
+FAILURES_TO_UNHEALTHY = 3
+PROBE_TIMEOUT_S = 2.0
+ENTITY_WINDOW = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Decision:
+    failures: int
+    to: Status | None
+    line: str | None
+
+
+def decide(status: Status, failures: int, healthy: bool) -> Decision:
+    if healthy:
+        if status is Status.UNHEALTHY:
+            return Decision(0, Status.RUNNING, "[RECOVERED] /health answers 200 again")
+        return Decision(0, None, None)
+    failures += 1
+    if status is Status.RUNNING and failures >= FAILURES_TO_UNHEALTHY:
+        return Decision(failures, Status.UNHEALTHY, f"[UNHEALTHY] /health failed {failures} times in a row")
+    return Decision(failures, None, None)
+
+
+def probe_all(ctx: Context, *, workers: int = 32) -> dict[str, str]:
+    wants_entity = and_(_dep.c.entity_id.is_(None), _dep.c.started_at > ctx.now() - ENTITY_WINDOW)
+    with ctx.engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                _dep.c.id, _dep.c.status, _dep.c.port, _dep.c.health_failures, wants_entity.label("wants_entity")
+            ).where(_dep.c.status.in_([Status.RUNNING.value, Status.UNHEALTHY.value]), _dep.c.port.is_not(None))
+        ).all()
+    if not rows:
+        return {}
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=workers))
+
+    def check(r: Any) -> tuple[bool, str | None]:
+        base = f"http://127.0.0.1:{r.port}"
+        healthy = probe(session, f"{base}/health", PROBE_TIMEOUT_S)
+        return healthy, (find_entity_id(session, base) if healthy and r.wants_entity else None)
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(rows))) as pool:
+        results = list(pool.map(check, rows))
+    outcome = {}
+    for r, (healthy, entity) in zip(rows, results, strict=True):
+        if entity:
+            with ctx.engine.begin() as conn:
+                conn.execute(update(_dep).where(_dep.c.id == r.id, _dep.c.entity_id.is_(None)).values(entity_id=entity))
+        d = decide(Status(r.status), r.health_failures, healthy)
+        status = Status(r.status)
+        if d.to is not None:
+            values = {"health_failures": d.failures}
+            transition(ctx.engine, r.id, expected=status, to=d.to, message=d.line, values=values, now=ctx.now,
+                       on_transition=ctx.on_transition)  # fmt: skip
+        elif d.failures != r.health_failures:
+            with ctx.engine.begin() as conn:
+                conn.execute(
+                    update(_dep).where(_dep.c.id == r.id, _dep.c.status == r.status).values(health_failures=d.failures)
+                )
+        outcome[r.id] = "ok" if healthy else f"failed ({d.failures})"
+    return outcome
