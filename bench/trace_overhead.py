@@ -28,7 +28,7 @@ from deployer.store import tokens
 from deployer.store.db import make_engine, upgrade
 from tests.conftest import make_deployment_row
 from tests.stack import TraceRuntimeProcess, free_port, settings_env
-from traces.recorder import ProxySink
+from traces.recorder.core import ProxySink
 from web import create_app
 
 

@@ -60,8 +60,8 @@ def _trace_command(ctx: click.Context, code: int, ms: float) -> None:
     settings = (ctx.obj or {}).get("settings")
     if settings is None or not settings.trace_enabled or ctx.invoked_subcommand in (None, "trace"):
         return
-    from traces.recorder import recorder_for
-    from traces.watchers import record_command
+    from traces.recorder.core import recorder_for
+    from traces.recorder.watchers import record_command
 
     rec = recorder_for(settings)
     if rec is not None and rec.on("command"):
@@ -216,7 +216,7 @@ def trace_group() -> None:
 @click.pass_context
 def trace_serve(ctx: click.Context, host: str, port: int) -> None:
     """Run the trace dashboard and signed ingest (its own SQLite file, DB_DATABASE_SQLITE)."""
-    from traces.server import serve
+    from traces.runtime.server import serve
 
     click.echo(f"trace runtime on http://{host}:{port}", err=True)
     serve(_settings(ctx), host=host, port=port)
@@ -228,7 +228,7 @@ def trace_serve(ctx: click.Context, host: str, port: int) -> None:
 @click.pass_context
 def trace_prune(ctx: click.Context, hours: int | None, keep_exceptions: bool) -> None:
     """Delete entries older than now - hours, in batches."""
-    from traces.server import prune
+    from traces.runtime.server import prune
 
     click.echo(f"pruned {prune(_settings(ctx), hours=hours, keep_exceptions=keep_exceptions)} entries")
 
@@ -238,7 +238,7 @@ def trace_prune(ctx: click.Context, hours: int | None, keep_exceptions: bool) ->
 @click.pass_context
 def trace_clear(ctx: click.Context) -> None:
     """Delete every entry."""
-    from traces.server import clear
+    from traces.runtime.server import clear
 
     click.echo(f"cleared {clear(_settings(ctx))} entries")
 
@@ -249,7 +249,7 @@ def trace_status(ctx: click.Context) -> None:
     """The trace database: size, entries per type, pinned tags."""
     import json
 
-    from traces.server import status
+    from traces.runtime.server import status
 
     click.echo(json.dumps(status(_settings(ctx)), indent=2))
 
@@ -328,8 +328,8 @@ def watch(ctx: click.Context) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(ctx)
-    from traces.recorder import recorder_for
-    from traces.wiring import instrument_context
+    from traces.recorder.core import recorder_for
+    from traces.recorder.wiring import instrument_context
 
     context = build_context(settings)
     instrument_context(context, recorder_for(settings))

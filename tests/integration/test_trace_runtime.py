@@ -19,8 +19,8 @@ import requests
 from deployer.settings import Settings, load_settings
 from tests.conftest import LiveServer
 from tests.stack import TraceRuntimeProcess, settings_env
-from traces.recorder import ProxySink, Recorder
-from traces.runtime import create_trace_app
+from traces.recorder.core import ProxySink, Recorder
+from traces.runtime.app import create_trace_app
 from traces.signing import sign
 
 ROOT = Path(__file__).parents[2]
@@ -215,7 +215,7 @@ def test_the_dashboard_and_api_need_the_token_and_show_entries_with_their_batch(
 def test_trace_prune_keeps_what_is_newer_than_the_cutoff_and_exceptions_when_asked(
     trace_settings: Settings,
 ) -> None:
-    from traces.server import prune
+    from traces.runtime.server import prune
     from traces.store import TraceStore
 
     store = TraceStore(trace_settings.trace_db_path)
