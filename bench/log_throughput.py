@@ -24,13 +24,12 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from bench._stack import fresh_database
+from bench._stack import fresh_database, make_deployment_row
 from deployer.context import build_context
 from deployer.settings import load_settings
 from deployer.store.db import make_engine
 from deployer.store.loglines import append_lines
 from deployer.store.models import DeploymentLog
-from tests.conftest import make_deployment_row
 from watcher.chunked import body_reader
 from watcher.tailer import BATCH_LINES, Tailer
 

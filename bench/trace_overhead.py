@@ -22,13 +22,12 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from bench._stack import percentile
+from bench._stack import make_deployment_row, percentile
 from deployer.settings import load_settings
 from deployer.store import tokens
 from deployer.store.db import make_engine, upgrade
-from tests.conftest import make_deployment_row
 from tests.stack import TraceRuntimeProcess, free_port, settings_env
-from traces.recorder import ProxySink
+from traces.recorder.core import ProxySink
 from web import create_app
 
 

@@ -139,8 +139,8 @@ def base_app(settings: Settings) -> Celery:
 
 def create_celery(settings: Settings) -> Celery:
     from tasks import housekeeping, runs, stages
-    from traces.recorder import recorder_for
-    from traces.watchers import install_celery
+    from traces.recorder.core import recorder_for
+    from traces.recorder.watchers import install_celery
 
     app = base_app(settings)
     stages.register(app, settings)

@@ -7,7 +7,7 @@ import threading
 from celery import Celery
 
 from deployer.context import Context, build_context
-from traces.wiring import instrument_context
+from traces.recorder.wiring import instrument_context
 
 _lock = threading.Lock()
 _contexts: dict[int, Context] = {}

@@ -71,7 +71,7 @@ def register(app: Celery) -> None:
     @app.task(name="deployer.trace_prune", shared=False)
     def trace_prune() -> Any:
         """Trace entries older than now - TRACE_PRUNE_HOURS, from this host's trace database."""
-        from traces.server import prune
+        from traces.runtime.server import prune
 
         settings: Settings = app.conf.deployer_settings
         return exclusive(settings, "trace-prune", lambda: {"pruned": prune(settings)})

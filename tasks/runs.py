@@ -11,7 +11,7 @@ from celery import Celery
 from celery.signals import task_failure, task_postrun, task_prerun
 
 from tasks.schedules import record_failure, record_start, record_success, state_store
-from traces.watchers import schedule_of
+from traces.recorder.watchers import schedule_of
 
 SKIPPED = {"skipped": True}
 

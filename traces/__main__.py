@@ -1,5 +1,5 @@
 import sys
 
-from traces.server import main
+from traces.runtime.server import main
 
 sys.exit(main())

@@ -22,9 +22,9 @@ from deployer.store.db import make_engine
 from deployer.store.events import publisher_for
 from deployer.store.transitions import OnTransition
 from tasks.kick import make_kicker
-from traces.recorder import Recorder, recorder_for
-from traces.watchers import event_watcher, install_flask
-from traces.wiring import chain, instrument_engine, instrument_process
+from traces.recorder.core import Recorder, recorder_for
+from traces.recorder.watchers import event_watcher, install_flask
+from traces.recorder.wiring import chain, instrument_engine, instrument_process
 from web.hub import Hub
 from web.pathtoken import PathToken, mask_server_logs
 from web.streams import Timing

@@ -9,7 +9,6 @@ CSRF: a browser never attaches that header on its own, and a page that knows the
 
 from __future__ import annotations
 
-import hmac
 import logging
 import secrets
 import time
@@ -18,9 +17,10 @@ from collections.abc import Callable
 from flask import g, request, session
 from sqlalchemy import Engine
 
+from deployer.credentials import bearer, csrf_matches, csrf_secret
 from deployer.errors import DeployerError, Unauthorized
 from deployer.store import tokens
-from traces.watchers import auth_event
+from traces.recorder.watchers import auth_event
 from web import services
 from web.pathtoken import ENVIRON_KEY
 
@@ -34,10 +34,7 @@ class CsrfRejected(DeployerError):
 
 
 def bearer_token() -> str | None:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    return bearer(request.headers.get("Authorization", ""))
 
 
 def path_token() -> str | None:
@@ -79,15 +76,12 @@ def authenticate() -> tokens.TokenInfo:
 
 
 def csrf_token() -> str:
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(32)
-    return str(session["csrf"])
+    return csrf_secret(session, "csrf", 32)
 
 
 def check_csrf() -> None:
     sent = request.headers.get("X-CSRF-Token") or request.form.get("csrf_token") or ""
-    expected = session.get("csrf")
-    if not expected or not hmac.compare_digest(str(sent), str(expected)):
+    if not csrf_matches(sent, session.get("csrf")):
         raise CsrfRejected("Missing or wrong CSRF token; reload the page and try again")
 
 

@@ -29,7 +29,7 @@ from tests.http import error_of
 from tests.integration.test_streams import sse_events
 from tests.stack import GroupProcess, free_port, settings_env, wait_for
 from tests.zips import KEYPAIR, agent_zip, zip_folder
-from traces.recorder import Recorder
+from traces.recorder.core import Recorder
 from web import create_app
 
 SAMPLES = Path(__file__).parents[2] / "samples"

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,8 +20,8 @@ import requests
 from deployer.settings import Settings, load_settings
 from tests.conftest import LiveServer
 from tests.stack import TraceRuntimeProcess, settings_env
-from traces.recorder import ProxySink, Recorder
-from traces.runtime import create_trace_app
+from traces.recorder.core import ProxySink, Recorder
+from traces.runtime.app import create_trace_app
 from traces.signing import sign
 
 ROOT = Path(__file__).parents[2]
@@ -215,7 +216,7 @@ def test_the_dashboard_and_api_need_the_token_and_show_entries_with_their_batch(
 def test_trace_prune_keeps_what_is_newer_than_the_cutoff_and_exceptions_when_asked(
     trace_settings: Settings,
 ) -> None:
-    from traces.server import prune
+    from traces.runtime.server import prune
     from traces.store import TraceStore
 
     store = TraceStore(trace_settings.trace_db_path)
@@ -232,7 +233,8 @@ def test_the_trace_runtime_starts_from_its_own_requirement_set_alone(tmp_path: P
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    subprocess.run([*pip, "-r", str(ROOT / "requirements" / "trace.txt")], check=True, timeout=600)
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["trace"]
+    subprocess.run([*pip, *extra], check=True, timeout=600)
     subprocess.run([*pip, "--no-deps", str(ROOT)], check=True, timeout=600)
     python = str(venv / "bin" / "python")
     heavy = "('celery', 'redis', 'docker', 'sqlalchemy')"

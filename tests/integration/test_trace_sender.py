@@ -18,7 +18,7 @@ import pytest
 
 from deployer.settings import load_settings
 from tests.conftest import LiveServer
-from traces.recorder import ProxySink, Recorder
+from traces.recorder.core import ProxySink, Recorder
 
 KEY, SECRET = "ref-key", "ref-secret-ref-secret"
 ROUTES = ("/zin/trace/write", "/zin/trace/write/update", "/zin/trace/write/mark-family-stale")

@@ -25,8 +25,8 @@ from deployer.store.db import make_engine
 from deployer.store.events import Publisher
 from deployer.store.models import Deployment, DeploymentLog, utcnow
 from tests.conftest import LiveServer
-from traces.recorder import MASK, Recorder, Redaction
-from traces.watchers import install_redis, install_sqlalchemy
+from traces.recorder.core import MASK, Recorder, Redaction
+from traces.recorder.watchers import install_redis, install_sqlalchemy
 
 
 class Kept:

@@ -33,7 +33,7 @@ def test_the_api_answers_non_ascii_credentials_with_401(
 
 @pytest.mark.parametrize("field", ["x-zt-signature", "x-zt-timestamp", "x-zt-body-sha256", "x-zt-key-id", "x-zt-nonce"])
 def test_trace_ingest_answers_non_ascii_signing_headers_with_a_4xx(tmp_path: Path, field: str) -> None:
-    from traces.runtime import create_trace_app
+    from traces.runtime.app import create_trace_app
 
     settings = load_settings({"DEPLOYER_DATA_ROOT": str(tmp_path), "TRACE_PROXY_KEY_ID": "k",
                               "TRACE_PROXY_SECRET": "s" * 20})  # fmt: skip

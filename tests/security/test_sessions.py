@@ -66,7 +66,7 @@ def _trace_login(url: str, token: str) -> requests.Session:
 
 
 def test_trace_dashboard_sessions_end_at_logout_and_when_the_dashboard_token_changes(tmp_path: Path) -> None:
-    from traces.runtime import create_trace_app
+    from traces.runtime.app import create_trace_app
 
     def serve(token: str) -> LiveServer:
         env = {"DEPLOYER_DATA_ROOT": str(tmp_path), "TRACE_DASHBOARD_TOKEN": token}

@@ -6,7 +6,7 @@ import json
 import threading
 from typing import Any
 
-from traces.recorder import MASK, Recorder, Redaction, fnv1a32, within_budget
+from traces.recorder.core import MASK, Recorder, Redaction, fnv1a32, within_budget
 
 
 def test_fnv1a_32_matches_the_published_test_vectors() -> None:

@@ -16,7 +16,6 @@ import hashlib
 import hmac
 import json
 import logging
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from flask import (
     url_for,
 )
 
+from deployer.credentials import bearer, csrf_matches, csrf_secret
 from deployer.localkeys import session_key
 from deployer.settings import Settings
 from traces.signing import Request, verify
@@ -166,8 +166,8 @@ def _authorised() -> bool:
     expected = rt().settings.trace_dashboard_token
     if not expected:
         return False
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), expected):
+    token = bearer(request.headers.get("Authorization", ""))
+    if token is not None and hmac.compare_digest(token, expected):
         return True
     held = session.get("trace")
     return isinstance(held, str) and hmac.compare_digest(held, _fingerprint(expected))
@@ -180,9 +180,7 @@ def _fingerprint(token: str) -> str:
 
 
 def _csrf() -> str:
-    if "trace_csrf" not in session:
-        session["trace_csrf"] = secrets.token_urlsafe(24)
-    return str(session["trace_csrf"])
+    return csrf_secret(session, "trace_csrf", 24)
 
 
 def _is_api() -> bool:
@@ -199,7 +197,7 @@ def _guard() -> Any:
         return redirect(url_for("trace.login"))
     if request.method in ("POST", "DELETE") and not request.headers.get("Authorization"):
         sent = request.form.get("csrf_token", "") or request.headers.get("X-CSRF-Token", "")
-        if not hmac.compare_digest(sent, _csrf()):
+        if not csrf_matches(sent, _csrf()):
             abort(403, "missing or wrong CSRF token")
     return None
 
@@ -216,7 +214,7 @@ def login() -> Any:
     if not token:
         error = "The trace dashboard is closed: set TRACE_DASHBOARD_TOKEN on the trace runtime."
     elif request.method == "POST":
-        if not hmac.compare_digest(request.form.get("csrf_token", ""), _csrf()):
+        if not csrf_matches(request.form.get("csrf_token", ""), _csrf()):
             abort(403, "missing or wrong CSRF token")
         if hmac.compare_digest(request.form.get("token", ""), token):
             session["trace"] = _fingerprint(token)

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from traces.recorder import MASK, Recorder, batch_id, fnv1a32, new_id
+from traces.recorder.core import MASK, Recorder, batch_id, fnv1a32, new_id
 
 if TYPE_CHECKING:
     from flask import Flask

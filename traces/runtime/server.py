@@ -14,7 +14,7 @@ from traces.store import TraceStore, now_ms
 def serve(settings: Settings, *, host: str, port: int, threads: int = 32) -> None:
     from gunicorn.app.base import BaseApplication
 
-    from traces.runtime import create_trace_app
+    from traces.runtime.app import create_trace_app
 
     class App(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:

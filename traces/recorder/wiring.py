@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from traces.recorder import Recorder
-from traces.watchers import event_watcher, install_logging, install_redis, install_requests, install_sqlalchemy
+from traces.recorder.core import Recorder
+from traces.recorder.watchers import event_watcher, install_logging, install_redis, install_requests, install_sqlalchemy
 
 
 def chain(*callbacks: Callable[[str, Any], None] | None) -> Callable[[str, Any], None] | None:
