@@ -12,8 +12,8 @@ from deployer.lifecycle.stages import STAGES, run_stage, stages_from
 from deployer.lifecycle.teardown import fail
 from deployer.settings import Settings
 from deployer.store.states import Status
-from tasks.app import stage_limit
 from tasks.context import context_for
+from tasks.limits import stage_limit
 
 TRANSIENT: tuple[type[BaseException], ...] = (requests.ConnectionError,)
 

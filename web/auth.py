@@ -21,8 +21,8 @@ from sqlalchemy import Engine
 from deployer.errors import DeployerError, Unauthorized
 from deployer.store import tokens
 from traces.watchers import auth_event
-from web import services
 from web.pathtoken import ENVIRON_KEY
+from web.services import services
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 log = logging.getLogger(__name__)

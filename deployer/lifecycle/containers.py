@@ -141,6 +141,15 @@ def state(client: Any, name_or_id: str) -> ExitState | None:
     )
 
 
+def crash_reason(exit_code: int | None, oom: bool, memory_mb: int) -> str:
+    """A dead container's cause in words, for the log: the boot stage and crash detection both say it."""
+    if oom:
+        return f"Container OOM-killed (memory limit {memory_mb} MB)"
+    if exit_code is None:
+        return "Container disappeared"
+    return f"Container exited {exit_code}"
+
+
 def last_output(client: Any, name_or_id: str, lines: int = 50) -> list[str]:
     container = get(client, name_or_id)
     if container is None:

@@ -24,9 +24,9 @@ from deployer.bundles.envblock import entity_url, render_env, rewrite_config
 from deployer.bundles.rules import BundleInfo, inspect_bundle
 from deployer.bundles.secrets import open_env, read_encrypted
 from deployer.bundles.uploads import bundle_path
-from deployer.context import Context
 from deployer.errors import DeployerError
 from deployer.lifecycle import containers, images, ports
+from deployer.lifecycle.context import Context
 from deployer.lifecycle.entity import find_entity_id
 from deployer.lifecycle.health import wait_healthy
 from deployer.lifecycle.teardown import stop_teardown
@@ -34,7 +34,6 @@ from deployer.store.loglines import append_system, clean_text, quoted
 from deployer.store.models import Deployment
 from deployer.store.states import PIPELINE, Status
 from deployer.store.transitions import transition
-from deployer.supervision.crashes import crash_reason
 
 _dep = Deployment.__table__  # type: ignore[attr-defined]
 Row = Mapping[str, Any]
@@ -297,7 +296,7 @@ def health_checking(ctx: Context, deployment_id: str, token: str) -> bool:
         return True
     st = containers.state(ctx.docker, cid)
     if outcome == "died" and st is not None:
-        reason = crash_reason(st.exit_code, st.oom_killed, row["memory_mb"]) + " during boot"
+        reason = containers.crash_reason(st.exit_code, st.oom_killed, row["memory_mb"]) + " during boot"
         save(ctx, deployment_id, last_exit_code=st.exit_code)
         raise BootFailed(reason + _boot_output(ctx, cid))
     raise BootFailed(f"Container did not become healthy within {timeout} ms" + _boot_output(ctx, cid))
