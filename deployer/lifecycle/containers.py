@@ -6,12 +6,16 @@ every limit and label is testable without Docker). Apply: run, inspect, read out
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from deployer.bundles.envblock import CONTAINER_PORT, KEYPAIR_IN_CONTAINER
+from deployer.errors import DockerUnreachable
 
 MANAGED_LABEL = "deployer.managed"
 INSTALLATION_LABEL = "deployer.installation"  # several installations may share one engine
@@ -21,6 +25,17 @@ ICC_OFF = {"com.docker.network.bridge.enable_icc": "false"}
 
 def network_name(installation: str) -> str:
     return f"deployer-net-{installation}"
+
+
+@contextmanager
+def docker_reachable() -> Iterator[None]:
+    """The Docker SDK talks HTTP over the daemon's socket and lets `requests`' connection errors
+    through: a daemon restarting, or a socket not there for a moment. Inside this block they become
+    `DockerUnreachable`, which the stage driver retries."""
+    try:
+        yield
+    except requests.ConnectionError as exc:
+        raise DockerUnreachable(f"Docker API unreachable: {type(exc).__name__}: {exc}") from exc
 
 
 def container_name(deployment_id: str) -> str:

@@ -24,7 +24,7 @@ from deployer.bundles.envblock import entity_url, render_env, rewrite_config
 from deployer.bundles.rules import BundleInfo, inspect_bundle
 from deployer.bundles.secrets import open_env, read_encrypted
 from deployer.bundles.uploads import bundle_path
-from deployer.errors import DeployerError
+from deployer.errors import BootFailed
 from deployer.lifecycle import containers, images, ports
 from deployer.lifecycle.context import Context
 from deployer.lifecycle.entity import find_entity_id
@@ -38,10 +38,6 @@ from deployer.store.transitions import transition
 _dep = Deployment.__table__  # type: ignore[attr-defined]
 Row = Mapping[str, Any]
 log = logging.getLogger(__name__)
-
-
-class BootFailed(DeployerError):
-    code = "BOOT_FAILED"
 
 
 def load(ctx: Context, deployment_id: str) -> Row | None:
@@ -339,8 +335,9 @@ STAGES: dict[Status, StageFn] = {
 
 
 def run_stage(ctx: Context, stage: Status, deployment_id: str, token: str) -> bool:
-    """Run one stage, heartbeating all the while so drain_queue does not take the row for abandoned."""
-    with keep_alive(ctx, deployment_id, token):
+    """Run one stage, heartbeating all the while so drain_queue does not take the row for abandoned.
+    Trouble that may pass is raised as a `TransientError`: the stage is idempotent, so it may run again."""
+    with keep_alive(ctx, deployment_id, token), containers.docker_reachable():
         return STAGES[stage](ctx, deployment_id, token)
 
 
