@@ -1,37 +1,22 @@
-"""The collaborators a lifecycle step needs, built once per process and passed down explicitly."""
+"""Building the lifecycle `Context` once per process from the settings (the composition root).
+
+The `Context` type itself lives in `deployer.lifecycle.context`, beside the steps that take it, so
+this module depends on the lifecycle and never the other way round; it is re-exported here for the
+processes that build one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-import requests
-from sqlalchemy import Engine
-
-from deployer.bundles.secrets import MasterKey, ensure_master_key
+from deployer.bundles.secrets import ensure_master_key
 from deployer.lifecycle.caddy import CaddyAdmin, site_for
+from deployer.lifecycle.context import Context
 from deployer.localkeys import installation_id, private_data_root
 from deployer.settings import Settings
 from deployer.store.db import make_engine
-from deployer.store.events import Publisher, publisher_for
-from deployer.store.models import utcnow
-from deployer.store.transitions import OnTransition
+from deployer.store.events import publisher_for
 
-
-@dataclass
-class Context:
-    settings: Settings
-    engine: Engine
-    master_key: MasterKey
-    docker: Any
-    caddy: CaddyAdmin | None
-    http: requests.Session = field(default_factory=requests.Session)
-    now: Callable[[], datetime] = utcnow
-    on_transition: OnTransition | None = None
-    publisher: Publisher | None = None
-    installation: str = ""  # labels what this installation owns on Docker (build_context fills it)
+__all__ = ["Context", "build_context", "caddy_for"]
 
 
 def caddy_for(settings: Settings) -> CaddyAdmin | None:

@@ -1,4 +1,5 @@
-"""The Celery app, built from settings by a function (nothing happens at import time)."""
+"""The Celery app's configuration, built from settings by a function (nothing happens at import time).
+The worker's app, with the task bodies, is `tasks.worker.create_celery`."""
 
 from __future__ import annotations
 
@@ -11,29 +12,11 @@ from celery.app.trace import LOG_RECEIVED, LOG_SUCCESS
 
 from beat_schedule import beat_schedule
 from deployer.settings import Settings
-
-# Hard limits per stage (seconds); the soft limit is 90% of it. The broker's visibility timeout must
-# stay above the longest, or an unacked stage is handed to a second worker while still running.
-STAGE_LIMITS = {
-    "unpacking": 120,
-    "allocating_port": 60,
-    "writing_config": 60,
-    "building": 1800,
-    "starting": 180,
-    "registering_route": 60,
-    "running": 60,
-}
-HOUSEKEEPING_LIMIT = 60
-
-
-def stage_limit(stage: str, settings: Settings) -> int:
-    if stage == "health_checking":
-        return settings.boot_health_timeout_ms // 1000 + 60
-    return STAGE_LIMITS[stage]
+from tasks.limits import HOUSEKEEPING_LIMIT, longest_limit
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
-    longest = max([*STAGE_LIMITS.values(), stage_limit("health_checking", settings)])
+    longest = longest_limit(settings)
     if settings.celery_broker_url.startswith("filesystem://"):
         folder = Path(settings.data_root) / "broker"
         for sub in ("queue", "processed", "control", "staging"):
@@ -134,19 +117,4 @@ def base_app(settings: Settings) -> Celery:
     )
     app.conf.deployer_settings = settings
     quiet_periodic_logs(settings)
-    return app
-
-
-def create_celery(settings: Settings) -> Celery:
-    from tasks import housekeeping, runs, stages
-    from traces.recorder.core import recorder_for
-    from traces.recorder.watchers import install_celery
-
-    app = base_app(settings)
-    stages.register(app, settings)
-    housekeeping.register(app)
-    runs.connect(app)
-    app.conf.deployer_recorder = recorder = recorder_for(settings)
-    if recorder is not None:
-        install_celery(app, recorder)
     return app

@@ -8,8 +8,8 @@ from celery.exceptions import SecurityWarning
 from celery.signals import worker_process_init
 
 from deployer.settings import load_settings
-from tasks.app import create_celery
 from tasks.context import reset
+from tasks.worker import create_celery
 
 # Celery warns whenever its worker runs as root. The worker drives the Docker socket, which is root's
 # power already, and this app accepts JSON only (the pickle risk Celery refuses root for cannot

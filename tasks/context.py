@@ -6,7 +6,8 @@ import threading
 
 from celery import Celery
 
-from deployer.context import Context, build_context
+from deployer.context import build_context
+from deployer.lifecycle.context import Context
 from traces.recorder.wiring import instrument_context
 
 _lock = threading.Lock()

@@ -16,10 +16,11 @@ from deployer.store.retention import apply_retention, cutoffs
 from deployer.supervision.metrics import sample_metrics
 from deployer.supervision.probes import probe_all
 from deployer.supervision.reconcile import reconcile_runtime
-from tasks.app import HOUSEKEEPING_LIMIT
 from tasks.context import context_for
+from tasks.limits import HOUSEKEEPING_LIMIT
 from tasks.runs import SKIPPED
 from tasks.schedules import overlap_lock, record_skip, state_store
+from tasks.stages import send_chain
 
 T = TypeVar("T")
 LOCK_TTL_MS = (HOUSEKEEPING_LIMIT + 30) * 1000  # outlives the hard limit: a killed run's lock expires
@@ -35,8 +36,6 @@ def exclusive(settings: Settings, name: str, body: Callable[[], T]) -> T | dict[
 
 
 def register(app: Celery) -> None:
-    from tasks.stages import send_chain
-
     @app.task(name="deployer.drain_queue", shared=False)
     def drain_queue() -> int:
         return drain(context_for(app), lambda dep, token, status: send_chain(app, dep, token, status))

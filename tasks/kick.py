@@ -22,7 +22,7 @@ def make_kicker(settings: Settings) -> Callable[[str], None]:
     def kick(name: str) -> None:
         with lock:
             if not holder:
-                from tasks.app import create_celery
+                from tasks.worker import create_celery
 
                 holder.append(create_celery(settings))
         try:

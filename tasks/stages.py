@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import requests
 from celery import Celery, chain
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 
+from deployer.errors import TransientError
 from deployer.lifecycle.stages import STAGES, run_stage, stages_from
 from deployer.lifecycle.teardown import fail
 from deployer.settings import Settings
 from deployer.store.states import Status
-from tasks.app import stage_limit
 from tasks.context import context_for
-
-TRANSIENT: tuple[type[BaseException], ...] = (requests.ConnectionError,)
+from tasks.limits import stage_limit
 
 
 def stage_task_name(stage: Status) -> str:
@@ -31,7 +29,7 @@ def _make_stage(app: Celery, stage: Status, settings: Settings) -> None:
         ctx = context_for(app)
         try:
             proceed = run_stage(ctx, stage, deployment_id, token)
-        except TRANSIENT as exc:
+        except TransientError as exc:
             raise self.retry(exc=exc, countdown=1) from None
         except SoftTimeLimitExceeded:
             raise TimeoutError(f"{stage.value} took longer than its limit of {int(hard * 0.9)} s") from None

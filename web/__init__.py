@@ -4,74 +4,27 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, current_app, request
+from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import Engine
 
 from deployer.bundles.secrets import MasterKey, ensure_master_key
-from deployer.bundles.uploads import Accepted, Upload, accept_upload
-from deployer.errors import Unavailable
-from deployer.lifecycle.images import list_images
+from deployer.localkeys import private_data_root, session_key
 from deployer.settings import Settings, load_settings
-from deployer.store import deployments
 from deployer.store.db import make_engine
 from deployer.store.events import publisher_for
-from deployer.store.transitions import OnTransition
 from tasks.kick import make_kicker
 from traces.recorder.core import Recorder, recorder_for
 from traces.recorder.watchers import event_watcher, install_flask
 from traces.recorder.wiring import chain, instrument_engine, instrument_process
+from web import api, caddyask, dashboard, errors, ws
 from web.hub import Hub
 from web.pathtoken import PathToken, mask_server_logs
+from web.services import Kick, Services, docker_images
 from web.streams import Timing
-
-Kick = Callable[[str], None]  # asks the workers to run a named task now (e.g. "drain_queue")
-
-
-def docker_images() -> list[dict[str, Any]]:
-    """The host's labelled images, read-only. The web process talks to Docker for this listing only."""
-    import docker
-
-    try:
-        return list_images(docker.from_env(timeout=10))
-    except docker.errors.DockerException as exc:
-        raise Unavailable(f"Docker is not reachable from the web process: {exc}") from None
-
-
-@dataclass
-class Services:
-    settings: Settings
-    engine: Engine
-    master_key: MasterKey
-    kick: Kick
-    slug_suffix: Callable[[int], str]
-    on_transition: OnTransition | None = None
-    hub: Hub | None = None  # live fan-out from Redis; None in embedded mode (streams poll the database)
-    images: Callable[[], list[dict[str, Any]]] = docker_images
-    stream_timing: Timing = field(default_factory=Timing)
-    recorder: Recorder | None = None  # the trace recorder, when TRACE_ENABLED
-
-    # The user verbs the API and the dashboard share: the domain call, then the kick that acts on it.
-    def deploy(self, upload: Upload) -> Accepted:
-        accepted = accept_upload(upload, settings=self.settings, engine=self.engine, master_key=self.master_key,
-                                 slug_suffix=self.slug_suffix)  # fmt: skip
-        self.kick("drain_queue")
-        return accepted
-
-    def stop(self, deployment_id: str) -> str:
-        status = deployments.request_stop(self.engine, deployment_id, on_transition=self.on_transition)
-        self.kick("reconcile_stops")
-        return status
-
-    def restart(self, deployment_id: str) -> str:
-        status = deployments.request_restart(self.engine, deployment_id, max_active=self.settings.max_active,
-                                             on_transition=self.on_transition)  # fmt: skip
-        self.kick("drain_queue")
-        return status
 
 
 class Sessions(SecureCookieSessionInterface):
@@ -82,11 +35,6 @@ class Sessions(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
         return bool(super().get_cookie_secure(app)) or request.is_secure or forwarded == "https"
-
-
-def services() -> Services:
-    svc: Services = current_app.extensions["deployer"]
-    return svc
 
 
 def create_app(
@@ -100,9 +48,6 @@ def create_app(
     stream_timing: Timing | None = None,
     recorder: Recorder | None = None,
 ) -> Flask:
-    from deployer.localkeys import private_data_root, session_key
-    from web import api, caddyask, dashboard, errors, ws
-
     settings = settings or load_settings()
     private_data_root(settings)
     app = Flask(__name__)

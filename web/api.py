@@ -12,9 +12,9 @@ from deployer.bundles.uploads import Upload, parse_env
 from deployer.errors import InvalidRequest, InvalidUpload
 from deployer.store import deployments
 from deployer.supervision import capacity, readiness
-from web import services
 from web.auth import authenticate, token_watch
 from web.openapi import spec
+from web.services import services
 from web.streams import DbSource, Event, LogStream, sse_format
 
 bp = Blueprint("api", __name__, url_prefix="/api")

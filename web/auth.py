@@ -18,19 +18,15 @@ from flask import g, request, session
 from sqlalchemy import Engine
 
 from deployer.credentials import bearer, csrf_matches, csrf_secret
-from deployer.errors import DeployerError, Unauthorized
+from deployer.errors import Unauthorized
 from deployer.store import tokens
 from traces.recorder.watchers import auth_event
-from web import services
+from web.errors import CsrfRejected
 from web.pathtoken import ENVIRON_KEY
+from web.services import services
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 log = logging.getLogger(__name__)
-
-
-class CsrfRejected(DeployerError):
-    status = 403
-    code = "CSRF"
 
 
 def bearer_token() -> str | None:

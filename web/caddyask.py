@@ -8,7 +8,7 @@ from flask import Blueprint, Response, request
 
 from deployer.lifecycle.caddy import ASK_PATH
 from deployer.lifecycle.tls import may_have_certificate
-from web import services
+from web.services import services
 
 bp = Blueprint("caddy_ask", __name__)
 

@@ -21,8 +21,8 @@ from deployer.store import deployments
 from deployer.store.loglines import status_of
 from deployer.store.states import Status
 from deployer.supervision import capacity
-from web import services
 from web.auth import check_csrf, csrf_token, log_in, log_out, path_token, session_token
+from web.services import services
 
 bp = Blueprint("dashboard", __name__, template_folder="templates", static_folder="static",
                static_url_path="/static")  # fmt: skip

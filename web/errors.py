@@ -1,6 +1,7 @@
 """The one place where errors become HTTP: `{"error": "<readable message>", "code": "<CODE>"}` for the
 API and the WebSocket upgrade (DESIGN §10: `error` is the string the real `zynd deploy` prints, `code`
-is for machines), a friendly page for the dashboard; never a stack trace to the user."""
+is for machines), a friendly page for the dashboard; never a stack trace to the user. The domain's
+errors carry no HTTP: `STATUS` below says which status each kind of error answers with."""
 
 from __future__ import annotations
 
@@ -10,14 +11,59 @@ import re
 from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from deployer.errors import DeployerError
+from deployer.errors import (
+    AtCapacity,
+    Busy,
+    Conflict,
+    DeployerError,
+    InvalidRequest,
+    InvalidUpload,
+    NotFound,
+    PortExhausted,
+    SlugTaken,
+    Unauthorized,
+    Unavailable,
+    UploadTooLarge,
+)
 
 log = logging.getLogger(__name__)
 
 
+class CsrfRejected(DeployerError):
+    """A state-changing request without the session's CSRF token, or a WebSocket from another origin:
+    the one error only the web app raises."""
+
+    code = "CSRF"
+
+
+# The HTTP status of each kind of error; a subclass answers as its nearest listed ancestor, and an
+# error listed nowhere (a failed build, an unreachable Docker) is the server's trouble: 500.
+STATUS: dict[type[DeployerError], int] = {
+    InvalidUpload: 400,
+    InvalidRequest: 400,
+    Unauthorized: 401,
+    CsrfRejected: 403,
+    NotFound: 404,
+    SlugTaken: 409,
+    Conflict: 409,
+    Busy: 409,
+    UploadTooLarge: 413,
+    AtCapacity: 503,
+    Unavailable: 503,
+    PortExhausted: 503,
+}
+
+
+def status_of(exc: DeployerError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
 def error_body(code: str, message: str) -> dict[str, str]:
-    """The API's error shape; codes are UPPER_SNAKE_CASE whatever the raiser spelled."""
-    return {"error": message, "code": code.upper()}
+    """The API's error shape; codes are UPPER_SNAKE_CASE (the domain's are spelled so in deployer.errors)."""
+    return {"error": message, "code": code}
 
 
 def error_response(status: int, code: str, message: str) -> Response:
@@ -41,9 +87,10 @@ def _reply(status: int, code: str, message: str, title: str) -> Response:
 
 
 def _deployer_error(exc: DeployerError) -> Response:
-    if exc.status >= 500 and exc.status != 503:
+    status = status_of(exc)
+    if status >= 500 and status != 503:
         log.error("deployer error on %s: %s", request.path, exc.message)
-    return _reply(exc.status, exc.code, exc.message, exc.code.replace("_", " ").capitalize())
+    return _reply(status, exc.code, exc.message, exc.code.replace("_", " ").capitalize())
 
 
 def _http_error(exc: HTTPException) -> Response:

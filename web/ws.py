@@ -17,8 +17,9 @@ from flask_sock import ConnectionClosed, Sock
 
 from deployer.errors import DeployerError
 from deployer.store import deployments
-from web import services
-from web.auth import CsrfRejected, authenticate, presented_token, token_watch
+from web.auth import authenticate, presented_token, token_watch
+from web.errors import CsrfRejected
+from web.services import services
 from web.streams import DbSource, LogStream, ws_frame
 
 WS_PREFIX = "/ws/"

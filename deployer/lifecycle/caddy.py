@@ -31,12 +31,8 @@ import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from deployer.bundles.slug import is_dns_label
-from deployer.errors import DeployerError
+from deployer.errors import CaddyError, CaddyUnreachable
 from deployer.settings import Settings
-
-
-class CaddyError(DeployerError):
-    code = "CADDY"
 
 
 def route_id(deployment_id: str) -> str:
@@ -220,11 +216,14 @@ class CaddyAdmin:
                 return self.http.request(method, f"{self.admin}{path}", json=body, timeout=self.timeout)
             except requests.ConnectionError as exc:
                 if not (_never_connected(exc) or method in IDEMPOTENT) or delay > 1.0:
-                    raise CaddyError(f"Caddy admin API unreachable at {self.admin}: {type(exc).__name__}") from None
+                    raise CaddyUnreachable(self._unreachable(exc)) from None
             except requests.RequestException as exc:
-                raise CaddyError(f"Caddy admin API unreachable at {self.admin}: {type(exc).__name__}") from None
+                raise CaddyError(self._unreachable(exc)) from None
             time.sleep(delay)  # backing off before a retry, not waiting for another thread
             delay *= 2
+
+    def _unreachable(self, exc: requests.RequestException) -> str:
+        return f"Caddy admin API unreachable at {self.admin}: {type(exc).__name__}"
 
     def _check(self, resp: requests.Response, what: str) -> None:
         if resp.status_code >= 400:

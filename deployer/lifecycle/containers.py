@@ -6,12 +6,16 @@ every limit and label is testable without Docker). Apply: run, inspect, read out
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
+
 from deployer.bundles.envblock import CONTAINER_PORT, KEYPAIR_IN_CONTAINER
+from deployer.errors import DockerUnreachable
 
 MANAGED_LABEL = "deployer.managed"
 INSTALLATION_LABEL = "deployer.installation"  # several installations may share one engine
@@ -21,6 +25,17 @@ ICC_OFF = {"com.docker.network.bridge.enable_icc": "false"}
 
 def network_name(installation: str) -> str:
     return f"deployer-net-{installation}"
+
+
+@contextmanager
+def docker_reachable() -> Iterator[None]:
+    """The Docker SDK talks HTTP over the daemon's socket and lets `requests`' connection errors
+    through: a daemon restarting, or a socket not there for a moment. Inside this block they become
+    `DockerUnreachable`, which the stage driver retries."""
+    try:
+        yield
+    except requests.ConnectionError as exc:
+        raise DockerUnreachable(f"Docker API unreachable: {type(exc).__name__}: {exc}") from exc
 
 
 def container_name(deployment_id: str) -> str:
@@ -139,6 +154,15 @@ def state(client: Any, name_or_id: str) -> ExitState | None:
         oom_killed=bool(s.get("OOMKilled")),
         error=str(s.get("Error") or ""),
     )
+
+
+def crash_reason(exit_code: int | None, oom: bool, memory_mb: int) -> str:
+    """A dead container's cause in words, for the log: the boot stage and crash detection both say it."""
+    if oom:
+        return f"Container OOM-killed (memory limit {memory_mb} MB)"
+    if exit_code is None:
+        return "Container disappeared"
+    return f"Container exited {exit_code}"
 
 
 def last_output(client: Any, name_or_id: str, lines: int = 50) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 
-from deployer.context import Context
+from deployer.lifecycle.context import Context
 from deployer.lifecycle.teardown import fail
 from deployer.store.models import Deployment
 from deployer.store.states import BOOTING, Status

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.bundles.runtime import APP_DEPS, LaunchPlan
-from deployer.errors import DeployerError
+from deployer.errors import BuildFailed
 from deployer.settings import Settings
 from deployer.store.loglines import quoted
 from deployer.terminal import strip_controls
@@ -44,10 +44,6 @@ STAGE_ROOT = "/deployer-build"  # where a build stage has the context (build/, a
 MOUNTED = f"{STAGE_ROOT}/{BUILD_DIR}"
 NODE_TOOLS = "/opt/deployer/node-tools"  # written by node-tools.sh: one "<tool> <version>" a line
 OnLine = Callable[[str], None]
-
-
-class BuildFailed(DeployerError):
-    code = "build_failed"
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from deployer.bundles.envblock import entity_url, render_env, rewrite_config
 from deployer.bundles.rules import BundleInfo, inspect_bundle
 from deployer.bundles.secrets import open_env, read_encrypted
 from deployer.bundles.uploads import bundle_path
-from deployer.context import Context
-from deployer.errors import DeployerError
+from deployer.errors import BootFailed
 from deployer.lifecycle import containers, images, ports
+from deployer.lifecycle.context import Context
 from deployer.lifecycle.entity import find_entity_id
 from deployer.lifecycle.health import wait_healthy
 from deployer.lifecycle.teardown import stop_teardown
@@ -34,15 +34,10 @@ from deployer.store.loglines import append_system, clean_text, quoted
 from deployer.store.models import Deployment
 from deployer.store.states import PIPELINE, Status
 from deployer.store.transitions import transition
-from deployer.supervision.crashes import crash_reason
 
 _dep = Deployment.__table__  # type: ignore[attr-defined]
 Row = Mapping[str, Any]
 log = logging.getLogger(__name__)
-
-
-class BootFailed(DeployerError):
-    code = "BOOT_FAILED"
 
 
 def load(ctx: Context, deployment_id: str) -> Row | None:
@@ -297,7 +292,7 @@ def health_checking(ctx: Context, deployment_id: str, token: str) -> bool:
         return True
     st = containers.state(ctx.docker, cid)
     if outcome == "died" and st is not None:
-        reason = crash_reason(st.exit_code, st.oom_killed, row["memory_mb"]) + " during boot"
+        reason = containers.crash_reason(st.exit_code, st.oom_killed, row["memory_mb"]) + " during boot"
         save(ctx, deployment_id, last_exit_code=st.exit_code)
         raise BootFailed(reason + _boot_output(ctx, cid))
     raise BootFailed(f"Container did not become healthy within {timeout} ms" + _boot_output(ctx, cid))
@@ -340,8 +335,9 @@ STAGES: dict[Status, StageFn] = {
 
 
 def run_stage(ctx: Context, stage: Status, deployment_id: str, token: str) -> bool:
-    """Run one stage, heartbeating all the while so drain_queue does not take the row for abandoned."""
-    with keep_alive(ctx, deployment_id, token):
+    """Run one stage, heartbeating all the while so drain_queue does not take the row for abandoned.
+    Trouble that may pass is raised as a `TransientError`: the stage is idempotent, so it may run again."""
+    with keep_alive(ctx, deployment_id, token), containers.docker_reachable():
         return STAGES[stage](ctx, deployment_id, token)
 
 

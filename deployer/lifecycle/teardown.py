@@ -22,7 +22,7 @@ from deployer.store.states import BOOTING, Status
 from deployer.store.transitions import transition
 
 if TYPE_CHECKING:
-    from deployer.context import Context
+    from deployer.lifecycle.context import Context
 
 _dep = Deployment.__table__  # type: ignore[attr-defined]
 _ports = PortAllocation.__table__  # type: ignore[attr-defined]

@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from deployer.context import Context
 from deployer.lifecycle import containers
+from deployer.lifecycle.context import Context
 from deployer.lifecycle.teardown import fail, teardown
 from deployer.store.loglines import append_system, quoted
 from deployer.store.models import Deployment
@@ -33,14 +33,6 @@ class Exit:
     container_id: str
     exit_code: int | None
     oom: bool
-
-
-def crash_reason(exit_code: int | None, oom: bool, memory_mb: int) -> str:
-    if oom:
-        return f"Container OOM-killed (memory limit {memory_mb} MB)"
-    if exit_code is None:
-        return "Container disappeared"
-    return f"Container exited {exit_code}"
 
 
 def restart_limit(policy: str) -> int:
@@ -72,7 +64,7 @@ def handle_exit(ctx: Context, ex: Exit, *, drain_output: Callable[[], None] = la
     row = _row(ctx, ex.deployment_id)
     if row is None or row.container_id not in (None, ex.container_id):
         return "ignored"  # an older container of a restarted deployment
-    reason = crash_reason(ex.exit_code, ex.oom, row.memory_mb)
+    reason = containers.crash_reason(ex.exit_code, ex.oom, row.memory_mb)
     status = Status(row.status)
     now = containers.state(ctx.docker, ex.container_id) if ex.container_id else None
     if now is not None and now.running:

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from deployer.context import Context
+from deployer.lifecycle.context import Context
 from deployer.store.models import Deployment, DeploymentMetric
 from deployer.store.states import Status
 

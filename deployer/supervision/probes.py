@@ -18,7 +18,7 @@ from typing import Any
 import requests
 from sqlalchemy import and_, select, update
 
-from deployer.context import Context
+from deployer.lifecycle.context import Context
 from deployer.lifecycle.entity import find_entity_id
 from deployer.lifecycle.health import probe
 from deployer.store.models import Deployment

@@ -15,9 +15,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from deployer.context import Context
 from deployer.lifecycle import containers
 from deployer.lifecycle.caddy import route_id
+from deployer.lifecycle.context import Context
 from deployer.store.models import Deployment
 from deployer.store.states import ACTIVE, Status
 from deployer.supervision.crashes import Exit, handle_exit

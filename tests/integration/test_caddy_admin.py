@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from deployer.lifecycle.caddy import FALLBACK_ID, CaddyAdmin, CaddyError
+from deployer.errors import CaddyError
+from deployer.lifecycle.caddy import FALLBACK_ID, CaddyAdmin
 from tests.stack import Caddy, free_port
 
 

@@ -15,7 +15,7 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from deployer.context import Context
+from deployer.lifecycle.context import Context
 from deployer.lifecycle.entity import DEADLINE_S, MAX_BYTES, find_entity_id
 from deployer.settings import load_settings
 from deployer.store.db import make_engine, upgrade

@@ -4,7 +4,8 @@ from pathlib import Path
 
 from beat_schedule import beat_schedule
 from deployer.settings import load_settings
-from tasks.app import create_celery, worker_queues
+from tasks.app import worker_queues
+from tasks.worker import create_celery
 
 
 def test_every_scheduled_task_name_resolves_to_a_registered_task(tmp_path: Path) -> None:

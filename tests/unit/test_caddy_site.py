@@ -6,10 +6,10 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from deployer.errors import CaddyError
 from deployer.lifecycle.caddy import (
     DASHBOARD_ID,
     FALLBACK_ID,
-    CaddyError,
     Site,
     server_json,
     site_for,

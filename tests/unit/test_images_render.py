@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from deployer.bundles.runtime import BundleFacts, LaunchPlan, launch_plan
+from deployer.errors import BuildFailed
 from deployer.lifecycle import images
 from deployer.lifecycle.images import BuildSettings, render_app_dockerfile, render_build_env
 from deployer.settings import load_settings
@@ -111,7 +112,7 @@ def test_no_build_directory_when_nothing_is_installed(tmp_path: Path) -> None:
 
 def test_an_unreadable_ca_bundle_fails_the_build_naming_the_setting(tmp_path: Path) -> None:
     s = load_settings({"DEPLOYER_DATA_ROOT": str(tmp_path), "DEPLOYER_BUILD_CA_BUNDLE": str(tmp_path / "missing")})
-    with pytest.raises(images.BuildFailed, match="DEPLOYER_BUILD_CA_BUNDLE: cannot read"):
+    with pytest.raises(BuildFailed, match="DEPLOYER_BUILD_CA_BUNDLE: cannot read"):
         images.write_app_context(tmp_path, s, "base:1", plan("agent.py", "pyproject.toml", entity="agent"), LABELS)
 
 

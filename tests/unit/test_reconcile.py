@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from deployer.context import Context
+from deployer.lifecycle.context import Context
 from deployer.settings import load_settings
 from deployer.store.db import make_engine, upgrade
 from deployer.store.models import Deployment

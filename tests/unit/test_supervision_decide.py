@@ -6,7 +6,8 @@ import struct
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from deployer.supervision.crashes import crash_reason, policy_line, restart_delay, restart_limit
+from deployer.lifecycle.containers import crash_reason
+from deployer.supervision.crashes import policy_line, restart_delay, restart_limit
 from watcher.logbudget import LineBudget
 from watcher.tailer import (
     MAX_LINE_BYTES,
