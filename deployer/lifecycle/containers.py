@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from deployer.bundles.envblock import CONTAINER_PORT, KEYPAIR_IN_CONTAINER
+from deployer.store.loglines import quoted
 
 MANAGED_LABEL = "deployer.managed"
 INSTALLATION_LABEL = "deployer.installation"  # several installations may share one engine
@@ -147,6 +148,13 @@ def last_output(client: Any, name_or_id: str, lines: int = 50) -> list[str]:
         return []
     raw: bytes = container.logs(stdout=True, stderr=True, tail=lines)
     return [ln.rstrip("\r") for ln in raw.decode("utf-8", "replace").splitlines()]
+
+
+def output_note(client: Any, name_or_id: str, lines: int = 20, *, silent: str = "") -> str:
+    """The container's last lines as the tail of an error message (each quoted: they are its words,
+    not the deployer's); `silent` when it printed nothing."""
+    output = last_output(client, name_or_id, lines)
+    return ("; last output:\n" + "\n".join(map(quoted, output))) if output else silent
 
 
 def managed(client: Any, installation: str) -> list[Any]:

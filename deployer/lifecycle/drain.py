@@ -17,10 +17,9 @@ from sqlalchemy import and_, or_, select, update
 
 from deployer.context import Context
 from deployer.lifecycle.teardown import fail
-from deployer.store.models import Deployment
+from deployer.store.rows import DEPLOYMENT as _dep
 from deployer.store.states import BOOTING, Status
 
-_dep = Deployment.__table__  # type: ignore[attr-defined]
 MAX_DRIVES = 3
 Send = Callable[[str, str, Status], None]  # (deployment id, driver token, status to start from)
 

@@ -15,7 +15,9 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, update
 
 from deployer.errors import NotFound
-from deployer.store.models import Deployment, DeploymentLog, utcnow
+from deployer.store.models import utcnow
+from deployer.store.rows import DEPLOYMENT as _deployment
+from deployer.store.rows import DEPLOYMENT_LOG as _log
 from deployer.store.states import Status
 
 STREAMS = ("stdout", "stderr", "system")
@@ -23,8 +25,6 @@ OUTPUT_MARK = "| "  # a system line quoting output: never the deployer's words, 
 STATUS_LINE = re.compile(r"status: ([a-z_]+)(?: — |$)")
 _LOOKS_LIKE_STATUS = re.compile(r"\W*status\W*:", re.IGNORECASE)
 _STATUSES = frozenset(s.value for s in Status)
-_deployment = Deployment.__table__  # type: ignore[attr-defined]
-_log = DeploymentLog.__table__  # type: ignore[attr-defined]
 
 
 def clean_text(text: str) -> str:

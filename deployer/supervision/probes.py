@@ -21,11 +21,10 @@ from sqlalchemy import and_, select, update
 from deployer.context import Context
 from deployer.lifecycle.entity import find_entity_id
 from deployer.lifecycle.health import probe
-from deployer.store.models import Deployment
+from deployer.store.rows import DEPLOYMENT as _dep
 from deployer.store.states import Status
 from deployer.store.transitions import transition
 
-_dep = Deployment.__table__  # type: ignore[attr-defined]
 FAILURES_TO_UNHEALTHY = 3
 PROBE_TIMEOUT_S = 2.0
 ENTITY_WINDOW = timedelta(minutes=10)
