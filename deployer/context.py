@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import requests
 from sqlalchemy import Engine
 
 from deployer.bundles.secrets import MasterKey, ensure_master_key
+from deployer.interfaces import Clock, ContainerRuntime, ImageBuilder, ProxyAdmin
 from deployer.lifecycle.caddy import CaddyAdmin, site_for
+from deployer.lifecycle.images import stream_build
 from deployer.localkeys import installation_id, private_data_root
 from deployer.settings import Settings
 from deployer.store.db import make_engine
@@ -25,13 +25,14 @@ class Context:
     settings: Settings
     engine: Engine
     master_key: MasterKey
-    docker: Any
-    caddy: CaddyAdmin | None
+    docker: ContainerRuntime
+    caddy: ProxyAdmin | None
     http: requests.Session = field(default_factory=requests.Session)
-    now: Callable[[], datetime] = utcnow
+    now: Clock = utcnow
     on_transition: OnTransition | None = None
     publisher: Publisher | None = None
     installation: str = ""  # labels what this installation owns on Docker (build_context fills it)
+    build_image: ImageBuilder = stream_build
 
 
 def caddy_for(settings: Settings) -> CaddyAdmin | None:

@@ -27,6 +27,7 @@ from typing import Any
 
 from deployer.bundles.runtime import APP_DEPS, LaunchPlan
 from deployer.errors import DeployerError
+from deployer.interfaces import ContainerRuntime
 from deployer.settings import Settings
 from deployer.store.loglines import quoted
 from deployer.terminal import strip_controls
@@ -344,7 +345,7 @@ class _Watchdog:
             self.timer.cancel()
 
 
-def stream_build(client: Any, *, context: bytes, tag: str, on_line: OnLine,
+def stream_build(client: ContainerRuntime, *, context: bytes, tag: str, on_line: OnLine,
                  buildargs: dict[str, str] | None = None, dockerfile: str = "Dockerfile",
                  limits: BuildLimits = BuildLimits()) -> None:  # fmt: skip
     """Build through the Docker API (classic builder, never pulling), output handed to `on_line` line by
@@ -443,7 +444,7 @@ def failure_message(error: str, tail: list[str], *, lead: str | None = None) -> 
     return lead + "\n" + "\n".join(map(quoted, tail[-TAIL_LINES:]))
 
 
-def image_labels(client: Any, tag: str) -> dict[str, str] | None:
+def image_labels(client: ContainerRuntime, tag: str) -> dict[str, str] | None:
     import docker.errors
 
     try:
@@ -453,7 +454,7 @@ def image_labels(client: Any, tag: str) -> dict[str, str] | None:
     return dict(image.labels or {})
 
 
-def image_id(client: Any, tag: str) -> str | None:
+def image_id(client: ContainerRuntime, tag: str) -> str | None:
     import docker.errors
 
     try:

@@ -224,7 +224,7 @@ def building(ctx: Context, deployment_id: str, token: str) -> bool:
                                    f"deadline {limits.timeout_sec} s")  # fmt: skip
         out = LineBatcher(ctx, deployment_id)
         try:
-            images.stream_build(ctx.docker, context=images.tar_context(context), tag=tag, on_line=out, limits=limits)
+            ctx.build_image(ctx.docker, context=images.tar_context(context), tag=tag, on_line=out, limits=limits)
         finally:
             out.close()
     rows.save(ctx.engine, deployment_id, now=ctx.now, image=tag)
