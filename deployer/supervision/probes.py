@@ -48,7 +48,8 @@ def decide(status: Status, failures: int, healthy: bool) -> Decision:
     return Decision(failures, None, None)
 
 
-def probe_all(ctx: Context, *, workers: int = 32) -> dict[str, str]:
+def probe_all(ctx: Context, *, workers: int = 32, session: requests.Session | None = None) -> dict[str, str]:
+    """Probe every running or unhealthy row once; `session` replaces the pass's own pooled one (tests)."""
     wants_entity = and_(_dep.c.entity_id.is_(None), _dep.c.started_at > ctx.now() - ENTITY_WINDOW)
     with ctx.engine.connect() as conn:
         rows = conn.execute(
@@ -58,8 +59,9 @@ def probe_all(ctx: Context, *, workers: int = 32) -> dict[str, str]:
         ).all()
     if not rows:
         return {}
-    session = requests.Session()
-    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=workers))
+    if session is None:
+        session = requests.Session()
+        session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=workers))
 
     def check(r: Any) -> tuple[bool, str | None]:
         base = f"http://127.0.0.1:{r.port}"
