@@ -7,7 +7,6 @@ import dataclasses
 import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -144,14 +143,3 @@ class World:
         live = [c for c in self.runtime.containers.list(all=True) if c.name == f"deployer-{deployment_id}"]
         return (port is None and not live and f"deployer-{deployment_id}" not in self.proxy.routes
                 and row["container_id"] is None and row["driver_token"] is None)  # fmt: skip
-
-
-def template_database(path: Path) -> Path:
-    """One migrated SQLite file per session; each test copies it (migrating per test would cost more
-    than the whole test)."""
-    from deployer.store.db import make_engine, upgrade
-
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    engine.dispose()
-    return path
