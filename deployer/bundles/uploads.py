@@ -31,10 +31,10 @@ from deployer.errors import InvalidUpload, SlugTaken, UploadTooLarge
 from deployer.settings import Settings
 from deployer.store.admission import admitting
 from deployer.store.loglines import append_status, append_system
-from deployer.store.models import Deployment, utcnow
+from deployer.store.models import utcnow
+from deployer.store.rows import DEPLOYMENT as _deployment
 from deployer.store.states import Status
 
-_deployment = Deployment.__table__  # type: ignore[attr-defined]
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_ENV_VARS = 200
 MAX_ENV_VALUE = 8192

@@ -16,6 +16,8 @@ import requests
 
 from deployer.bundles.envblock import CONTAINER_PORT, KEYPAIR_IN_CONTAINER
 from deployer.errors import DockerUnreachable
+from deployer.interfaces import ContainerRuntime
+from deployer.store.loglines import quoted
 
 MANAGED_LABEL = "deployer.managed"
 INSTALLATION_LABEL = "deployer.installation"  # several installations may share one engine
@@ -100,14 +102,14 @@ def container_spec(
     return spec
 
 
-def run(client: Any, spec: Mapping[str, Any]) -> str:
+def run(client: ContainerRuntime, spec: Mapping[str, Any]) -> str:
     """Start the container (replacing a leftover of the same name); return its id."""
     remove(client, str(spec["name"]), grace_sec=0)
     container = client.containers.run(**spec)
     return str(container.id)
 
 
-def get(client: Any, name_or_id: str) -> Any | None:
+def get(client: ContainerRuntime, name_or_id: str) -> Any | None:
     import docker.errors
 
     try:
@@ -116,7 +118,7 @@ def get(client: Any, name_or_id: str) -> Any | None:
         return None
 
 
-def remove(client: Any, name_or_id: str, *, grace_sec: int) -> bool:
+def remove(client: ContainerRuntime, name_or_id: str, *, grace_sec: int) -> bool:
     """Stop (SIGTERM, then SIGKILL after the grace) and remove. Returns whether a container existed."""
     import docker.errors
 
@@ -143,7 +145,7 @@ class ExitState:
     error: str
 
 
-def state(client: Any, name_or_id: str) -> ExitState | None:
+def state(client: ContainerRuntime, name_or_id: str) -> ExitState | None:
     container = get(client, name_or_id)
     if container is None:
         return None
@@ -165,7 +167,7 @@ def crash_reason(exit_code: int | None, oom: bool, memory_mb: int) -> str:
     return f"Container exited {exit_code}"
 
 
-def last_output(client: Any, name_or_id: str, lines: int = 50) -> list[str]:
+def last_output(client: ContainerRuntime, name_or_id: str, lines: int = 50) -> list[str]:
     container = get(client, name_or_id)
     if container is None:
         return []
@@ -173,14 +175,21 @@ def last_output(client: Any, name_or_id: str, lines: int = 50) -> list[str]:
     return [ln.rstrip("\r") for ln in raw.decode("utf-8", "replace").splitlines()]
 
 
-def managed(client: Any, installation: str) -> list[Any]:
+def output_note(client: ContainerRuntime, name_or_id: str, lines: int = 20, *, silent: str = "") -> str:
+    """The container's last lines as the tail of an error message (each quoted: they are its words,
+    not the deployer's); `silent` when it printed nothing."""
+    output = last_output(client, name_or_id, lines)
+    return ("; last output:\n" + "\n".join(map(quoted, output))) if output else silent
+
+
+def managed(client: ContainerRuntime, installation: str) -> list[Any]:
     """This installation's deployment containers. Images pass their labels to every container made
     from them (build steps too), so only a container that names its deployment counts; one of another
     installation on the same engine is never ours to judge or remove."""
     return list(client.containers.list(all=True, filters={"label": ours(installation)}))
 
 
-def ensure_network(client: Any, installation: str, lock_path: Path) -> str:
+def ensure_network(client: ContainerRuntime, installation: str, lock_path: Path) -> str:
     """The installation's bridge for deployments, with inter-container traffic off: a deployment can
     reach the outside world and be reached through its published port, but not another deployment.
     Docker 20.10 lets two creates make two networks of one name, so creation is serialised."""

@@ -3,16 +3,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
 
 import requests
 from sqlalchemy import Engine
 
 from deployer.bundles.secrets import MasterKey
-from deployer.lifecycle.caddy import CaddyAdmin
+from deployer.interfaces import Clock, ContainerRuntime, ProxyAdmin
+from deployer.lifecycle.images import ImageBuilder, stream_build
 from deployer.settings import Settings
 from deployer.store.events import Publisher
 from deployer.store.models import utcnow
@@ -24,10 +22,11 @@ class Context:
     settings: Settings
     engine: Engine
     master_key: MasterKey
-    docker: Any
-    caddy: CaddyAdmin | None
+    docker: ContainerRuntime
+    caddy: ProxyAdmin | None
     http: requests.Session = field(default_factory=requests.Session)
-    now: Callable[[], datetime] = utcnow
+    now: Clock = utcnow
     on_transition: OnTransition | None = None
     publisher: Publisher | None = None
     installation: str = ""  # labels what this installation owns on Docker (build_context fills it)
+    build_image: ImageBuilder = stream_build

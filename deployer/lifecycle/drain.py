@@ -13,14 +13,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select
 
 from deployer.lifecycle.context import Context
 from deployer.lifecycle.teardown import fail
-from deployer.store.models import Deployment
+from deployer.store import rows
+from deployer.store.rows import DEPLOYMENT as _dep
 from deployer.store.states import BOOTING, Status
 
-_dep = Deployment.__table__  # type: ignore[attr-defined]
 MAX_DRIVES = 3
 Send = Callable[[str, str, Status], None]  # (deployment id, driver token, status to start from)
 
@@ -42,14 +42,10 @@ def _candidates(ctx: Context, limit: int) -> list[Any]:
 
 def _claim(ctx: Context, row: Any) -> str | None:
     token = str(uuid.uuid4())
-    same_driver = _dep.c.driver_token.is_(None) if row.driver_token is None else _dep.c.driver_token == row.driver_token
-    with ctx.engine.begin() as conn:
-        won = conn.execute(
-            update(_dep)
-            .where(and_(_dep.c.id == row.id, _dep.c.status == row.status, same_driver))
-            .values(driver_token=token, heartbeat_at=ctx.now(), drive_attempts=_dep.c.drive_attempts + 1)
-        ).rowcount
-    return token if won == 1 else None
+    same = {"status": row.status, "driver_token": row.driver_token}
+    won = rows.save_where(ctx.engine, row.id, same, driver_token=token, heartbeat_at=ctx.now(),
+                          drive_attempts=_dep.c.drive_attempts + 1)  # fmt: skip
+    return token if won else None
 
 
 def drain(ctx: Context, send: Send, limit: int = 100) -> int:

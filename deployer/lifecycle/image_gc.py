@@ -17,10 +17,9 @@ from typing import Any
 
 from sqlalchemy import Engine, select, update
 
-from deployer.store.models import Deployment
+from deployer.store.rows import DEPLOYMENT as _dep
 from deployer.store.states import TERMINAL
 
-_dep = Deployment.__table__  # type: ignore[attr-defined]
 APP_REPO_PREFIX = "deployer/app-"
 
 

@@ -23,10 +23,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from deployer.bundles.runtime import APP_DEPS, LaunchPlan
 from deployer.errors import BuildFailed
+from deployer.interfaces import ContainerRuntime
 from deployer.settings import Settings
 from deployer.store.loglines import quoted
 from deployer.terminal import strip_controls
@@ -263,6 +264,15 @@ class BuildLimits:
         return p
 
 
+class ImageBuilder(Protocol):
+    """Builds an app image from a tarred context, handing its output over line by line; raises
+    `BuildFailed` with the reason (the real one is `stream_build`; tests pass a fake)."""
+
+    def __call__(
+        self, client: ContainerRuntime, *, context: bytes, tag: str, on_line: OnLine, limits: BuildLimits
+    ) -> None: ...
+
+
 RUNNING_IN = re.compile(r"^ ---> Running in ([0-9a-f]{12,64})$")  # the classic builder names each RUN's container
 MAX_LINE = 64 * 1024
 TAIL_LINES = 20
@@ -340,7 +350,7 @@ class _Watchdog:
             self.timer.cancel()
 
 
-def stream_build(client: Any, *, context: bytes, tag: str, on_line: OnLine,
+def stream_build(client: ContainerRuntime, *, context: bytes, tag: str, on_line: OnLine,
                  buildargs: dict[str, str] | None = None, dockerfile: str = "Dockerfile",
                  limits: BuildLimits = BuildLimits()) -> None:  # fmt: skip
     """Build through the Docker API (classic builder, never pulling), output handed to `on_line` line by
@@ -439,7 +449,7 @@ def failure_message(error: str, tail: list[str], *, lead: str | None = None) -> 
     return lead + "\n" + "\n".join(map(quoted, tail[-TAIL_LINES:]))
 
 
-def image_labels(client: Any, tag: str) -> dict[str, str] | None:
+def image_labels(client: ContainerRuntime, tag: str) -> dict[str, str] | None:
     import docker.errors
 
     try:
@@ -449,7 +459,7 @@ def image_labels(client: Any, tag: str) -> dict[str, str] | None:
     return dict(image.labels or {})
 
 
-def image_id(client: Any, tag: str) -> str | None:
+def image_id(client: ContainerRuntime, tag: str) -> str | None:
     import docker.errors
 
     try:

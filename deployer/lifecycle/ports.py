@@ -15,9 +15,8 @@ from sqlalchemy import Connection, Engine, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from deployer.errors import PortExhausted
-from deployer.store.models import PortAllocation, utcnow
-
-_ports = PortAllocation.__table__  # type: ignore[attr-defined]
+from deployer.store.models import utcnow
+from deployer.store.rows import PORTS as _ports
 
 
 def candidates(lo: int, hi: int, taken: Iterable[int], start: int) -> list[int]:

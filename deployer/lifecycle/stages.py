@@ -12,11 +12,9 @@ import io
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
-
-from sqlalchemy import select, update
 
 from deployer.bundles import workdir
 from deployer.bundles.archive import Limits, extract
@@ -30,41 +28,23 @@ from deployer.lifecycle.context import Context
 from deployer.lifecycle.entity import find_entity_id
 from deployer.lifecycle.health import wait_healthy
 from deployer.lifecycle.teardown import stop_teardown
+from deployer.store import rows
 from deployer.store.loglines import append_system, clean_text, quoted
-from deployer.store.models import Deployment
+from deployer.store.rows import Row
 from deployer.store.states import PIPELINE, Status
 from deployer.store.transitions import transition
 
-_dep = Deployment.__table__  # type: ignore[attr-defined]
-Row = Mapping[str, Any]
 log = logging.getLogger(__name__)
 
 
-def load(ctx: Context, deployment_id: str) -> Row | None:
-    with ctx.engine.connect() as conn:
-        row = conn.execute(select(_dep).where(_dep.c.id == deployment_id)).first()
-    return None if row is None else dict(row._mapping)
-
-
-def save(ctx: Context, deployment_id: str, **values: Any) -> None:
-    with ctx.engine.begin() as conn:
-        conn.execute(update(_dep).where(_dep.c.id == deployment_id).values(updated_at=ctx.now(), **values))
 
 
 def system(ctx: Context, deployment_id: str, *lines: str) -> None:
-    with ctx.engine.begin() as conn:
-        append_system(conn, deployment_id, *lines, now=ctx.now())
+    rows.note(ctx.engine, deployment_id, *lines, now=ctx.now)
 
 
 def heartbeat(ctx: Context, deployment_id: str, token: str) -> bool:
-    with ctx.engine.begin() as conn:
-        return bool(
-            conn.execute(
-                update(_dep)
-                .where(_dep.c.id == deployment_id, _dep.c.driver_token == token)
-                .values(heartbeat_at=ctx.now())
-            ).rowcount
-        )
+    return rows.save_if_driven(ctx.engine, deployment_id, token, heartbeat_at=ctx.now())
 
 
 @contextmanager
@@ -88,7 +68,7 @@ def keep_alive(ctx: Context, deployment_id: str, token: str) -> Iterator[None]:
 
 def enter(ctx: Context, deployment_id: str, token: str, stage: Status) -> Row | None:
     """The row, now in `stage` and driven by `token`; None when this driver must end quietly."""
-    row = load(ctx, deployment_id)
+    row = rows.load(ctx.engine, deployment_id)
     if row is None:
         return None
     if row["status"] == Status.STOPPED:
@@ -105,12 +85,12 @@ def enter(ctx: Context, deployment_id: str, token: str, stage: Status) -> Row | 
         values["started_at"] = ctx.now()
     if transition(ctx.engine, deployment_id, expected=previous, to=stage, values=values,
                   where={"driver_token": token}, now=ctx.now, on_transition=ctx.on_transition):  # fmt: skip
-        return load(ctx, deployment_id)
+        return rows.load(ctx.engine, deployment_id)
     return enter(ctx, deployment_id, token, stage) if _moved_to(ctx, deployment_id, stage) else None
 
 
 def _moved_to(ctx: Context, deployment_id: str, stage: Status) -> bool:
-    row = load(ctx, deployment_id)
+    row = rows.load(ctx.engine, deployment_id)
     return row is not None and row["status"] in (stage, Status.STOPPED)
 
 
@@ -141,7 +121,7 @@ def allocating_port(ctx: Context, deployment_id: str, token: str) -> bool:
     if enter(ctx, deployment_id, token, Status.ALLOCATING_PORT) is None:
         return False
     port = ports.allocate(ctx.engine, deployment_id, ctx.settings.port_min, ctx.settings.port_max, now=ctx.now)
-    save(ctx, deployment_id, port=port)
+    rows.save(ctx.engine, deployment_id, now=ctx.now, port=port)
     system(ctx, deployment_id, f"port {port}")
     return True
 
@@ -241,10 +221,10 @@ def building(ctx: Context, deployment_id: str, token: str) -> bool:
                                    f"deadline {limits.timeout_sec} s")  # fmt: skip
         out = LineBatcher(ctx, deployment_id)
         try:
-            images.stream_build(ctx.docker, context=images.tar_context(context), tag=tag, on_line=out, limits=limits)
+            ctx.build_image(ctx.docker, context=images.tar_context(context), tag=tag, on_line=out, limits=limits)
         finally:
             out.close()
-    save(ctx, deployment_id, image=tag)
+    rows.save(ctx.engine, deployment_id, now=ctx.now, image=tag)
     return True
 
 
@@ -266,14 +246,13 @@ def starting(ctx: Context, deployment_id: str, token: str) -> bool:
                                      port=row["port"], env=env, limits=limits, keypair_path=keypair,
                                      installation=ctx.installation)  # fmt: skip
     container_id = containers.run(ctx.docker, spec)
-    save(ctx, deployment_id, container_id=container_id, host_url=url)
+    rows.save(ctx.engine, deployment_id, now=ctx.now, container_id=container_id, host_url=url)
     system(ctx, deployment_id, f"container {container_id[:12]} started on 127.0.0.1:{row['port']}")
     return True
 
 
 def _boot_output(ctx: Context, container_id: str) -> str:
-    lines = containers.last_output(ctx.docker, container_id, 20)
-    return ("; last output:\n" + "\n".join(map(quoted, lines))) if lines else "; it printed nothing"
+    return containers.output_note(ctx.docker, container_id, 20, silent="; it printed nothing")
 
 
 def health_checking(ctx: Context, deployment_id: str, token: str) -> bool:
@@ -293,7 +272,7 @@ def health_checking(ctx: Context, deployment_id: str, token: str) -> bool:
     st = containers.state(ctx.docker, cid)
     if outcome == "died" and st is not None:
         reason = containers.crash_reason(st.exit_code, st.oom_killed, row["memory_mb"]) + " during boot"
-        save(ctx, deployment_id, last_exit_code=st.exit_code)
+        rows.save(ctx.engine, deployment_id, now=ctx.now, last_exit_code=st.exit_code)
         raise BootFailed(reason + _boot_output(ctx, cid))
     raise BootFailed(f"Container did not become healthy within {timeout} ms" + _boot_output(ctx, cid))
 
@@ -317,7 +296,7 @@ def running(ctx: Context, deployment_id: str, token: str) -> bool:
         return False
     entity = find_entity_id(ctx.http, f"http://127.0.0.1:{row['port']}")
     if entity:
-        save(ctx, deployment_id, entity_id=entity)
+        rows.save(ctx.engine, deployment_id, now=ctx.now, entity_id=entity)
     return True
 
 

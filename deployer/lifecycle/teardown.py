@@ -17,15 +17,14 @@ from deployer.bundles import workdir
 from deployer.lifecycle import containers, ports
 from deployer.scrub import scrub
 from deployer.store.loglines import append_system
-from deployer.store.models import Deployment, PortAllocation
+from deployer.store.rows import DEPLOYMENT as _dep
+from deployer.store.rows import PORTS as _ports
 from deployer.store.states import BOOTING, Status
 from deployer.store.transitions import transition
 
 if TYPE_CHECKING:
     from deployer.lifecycle.context import Context
 
-_dep = Deployment.__table__  # type: ignore[attr-defined]
-_ports = PortAllocation.__table__  # type: ignore[attr-defined]
 TEARDOWN = "teardown-"
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,8 @@ from sqlalchemy import Engine, select
 
 from deployer.bundles.slug import is_dns_label
 from deployer.settings import Settings
-from deployer.store.models import Deployment
+from deployer.store.rows import DEPLOYMENT as _dep
 from deployer.store.states import ACTIVE
-
-_dep = Deployment.__table__  # type: ignore[attr-defined]
 
 
 def slug_of(host: str, domain: str) -> str | None:

@@ -10,10 +10,9 @@ from contextlib import contextmanager
 from sqlalchemy import Connection, Engine, func, select, text
 
 from deployer.errors import AtCapacity
-from deployer.store.models import Deployment
+from deployer.store.rows import DEPLOYMENT as _deployment
 from deployer.store.states import ACTIVE
 
-_deployment = Deployment.__table__  # type: ignore[attr-defined]
 _LOCK_KEY = 0x6465706C  # an arbitrary advisory lock key owned by admission
 
 

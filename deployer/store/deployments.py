@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 
 from deployer.errors import Busy, Conflict, InvalidRequest, NotFound
+from deployer.store import rows
 from deployer.store.admission import admitting
 from deployer.store.db import reading
-from deployer.store.models import Deployment, DeploymentLog, utcnow
+from deployer.store.models import utcnow
+from deployer.store.rows import DEPLOYMENT as _deployment
+from deployer.store.rows import DEPLOYMENT_LOG as _log
 from deployer.store.states import TERMINAL, Status
 from deployer.store.transitions import OnTransition, transition, transition_in
 
-_deployment = Deployment.__table__  # type: ignore[attr-defined]
-_log = DeploymentLog.__table__  # type: ignore[attr-defined]
 MAX_PAGE = 500
 MAX_LOG_PAGE = 2000
 
@@ -39,9 +40,8 @@ def iso(value: Any) -> Any:
     return value
 
 
-def public_view(row: Any) -> dict[str, Any]:
-    """A row (selected with `_VIEW_COLUMNS`, or all columns) as the API shows it."""
-    m = row._mapping
+def public_view(m: Mapping[Any, Any]) -> dict[str, Any]:
+    """A row's mapping (selected with `_VIEW_COLUMNS`, or all columns) as the API shows it."""
     view = {k: m[k] for k in PUBLIC_FIELDS}
     for k in TIME_FIELDS:
         view[k] = iso(view[k])
@@ -51,8 +51,7 @@ def public_view(row: Any) -> dict[str, Any]:
 
 
 def get_deployment(engine: Engine, deployment_id: str) -> dict[str, Any]:
-    with reading(engine) as conn:
-        row = conn.execute(select(*_VIEW_COLUMNS).where(_deployment.c.id == deployment_id)).first()
+    row = rows.load(engine, deployment_id)
     if row is None:
         raise NotFound(f"deployment {deployment_id[:64]} not found")
     return public_view(row)
@@ -69,18 +68,18 @@ def list_deployments(
         raise InvalidRequest("offset must not be negative")
     cond = [] if status is None else [_deployment.c.status == status]
     with reading(engine) as conn:  # the page and the total in one round trip
-        rows = conn.execute(
+        page = conn.execute(
             select(*_VIEW_COLUMNS, func.count().over().label("total"))
             .where(*cond)
             .order_by(_deployment.c.created_at.desc(), _deployment.c.id)
             .limit(limit)
             .offset(offset)
         ).all()
-        if rows:
-            total = rows[0].total
+        if page:
+            total = page[0].total
         else:  # past the last page: the window had no row to count on
             total = conn.execute(select(func.count()).select_from(_deployment).where(*cond)).scalar_one()
-    return [public_view(r) for r in rows], int(total)
+    return [public_view(r._mapping) for r in page], int(total)
 
 
 def log_lines(engine: Engine, deployment_id: str, *, after: int = 0, limit: int = 500) -> list[dict[str, Any]]:
@@ -88,13 +87,13 @@ def log_lines(engine: Engine, deployment_id: str, *, after: int = 0, limit: int 
         raise InvalidRequest(f"limit must be between 1 and {MAX_LOG_PAGE}")
     get_deployment(engine, deployment_id)
     with reading(engine) as conn:
-        rows = conn.execute(
+        lines = conn.execute(
             select(_log.c.line_no, _log.c.stream, _log.c.text, _log.c.ts)
             .where(_log.c.deployment_id == deployment_id, _log.c.line_no > after)
             .order_by(_log.c.line_no)
             .limit(limit)
         ).all()
-    return [{"line_no": r.line_no, "stream": r.stream, "text": r.text, "ts": iso(r.ts)} for r in rows]
+    return [{"line_no": r.line_no, "stream": r.stream, "text": r.text, "ts": iso(r.ts)} for r in lines]
 
 
 def request_stop(

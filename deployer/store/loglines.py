@@ -15,16 +15,16 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, update
 
 from deployer.errors import NotFound
-from deployer.store.models import Deployment, DeploymentLog, utcnow
+from deployer.store.models import utcnow
 from deployer.store.states import Status
+from deployer.store.tables import DEPLOYMENT as _deployment
+from deployer.store.tables import DEPLOYMENT_LOG as _log
 
 STREAMS = ("stdout", "stderr", "system")
 OUTPUT_MARK = "| "  # a system line quoting output: never the deployer's words, never a status line
 STATUS_LINE = re.compile(r"status: ([a-z_]+)(?: — |$)")
 _LOOKS_LIKE_STATUS = re.compile(r"\W*status\W*:", re.IGNORECASE)
 _STATUSES = frozenset(s.value for s in Status)
-_deployment = Deployment.__table__  # type: ignore[attr-defined]
-_log = DeploymentLog.__table__  # type: ignore[attr-defined]
 
 
 def clean_text(text: str) -> str:

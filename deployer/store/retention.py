@@ -13,10 +13,9 @@ from typing import Any
 from sqlalchemy import Engine, delete, select
 
 from deployer.settings import Settings
-from deployer.store.models import DeploymentLog, DeploymentMetric
+from deployer.store.rows import DEPLOYMENT_LOG as _log
+from deployer.store.rows import DEPLOYMENT_METRIC as _metric
 
-_log = DeploymentLog.__table__  # type: ignore[attr-defined]
-_metric = DeploymentMetric.__table__  # type: ignore[attr-defined]
 BATCH = 10_000
 
 

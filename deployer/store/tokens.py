@@ -17,10 +17,10 @@ from sqlalchemy.exc import IntegrityError
 
 from deployer.errors import Conflict, InvalidRequest, NotFound
 from deployer.store.db import reading
-from deployer.store.models import ApiToken, utcnow
+from deployer.store.models import utcnow
+from deployer.store.rows import API_TOKENS as _tokens
 
 PREFIX = "dpl_"
-_tokens = ApiToken.__table__  # type: ignore[attr-defined]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,99}$")
 
 

@@ -9,10 +9,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, update
 
 from deployer.store.loglines import append_status
-from deployer.store.models import Deployment, utcnow
+from deployer.store.models import utcnow
+from deployer.store.rows import DEPLOYMENT as _deployment
 from deployer.store.states import Status, can_transition
-
-_deployment = Deployment.__table__  # type: ignore[attr-defined]
 
 OnTransition = Callable[[str, Status], None]
 

@@ -9,11 +9,10 @@ from sqlalchemy import Engine, and_, func, select
 
 from deployer.errors import InvalidRequest
 from deployer.store.deployments import get_deployment, iso
-from deployer.store.models import Deployment, DeploymentMetric
+from deployer.store.rows import DEPLOYMENT as _dep
+from deployer.store.rows import DEPLOYMENT_METRIC as _metric
 from deployer.store.states import ACTIVE, Status
 
-_dep = Deployment.__table__  # type: ignore[attr-defined]
-_metric = DeploymentMetric.__table__  # type: ignore[attr-defined]
 MAX_SAMPLES = 2000
 SAMPLED = (Status.RUNNING, Status.UNHEALTHY)
 

@@ -10,19 +10,18 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 
 from deployer.lifecycle import containers
 from deployer.lifecycle.context import Context
 from deployer.lifecycle.teardown import fail, teardown
-from deployer.store.loglines import append_system, quoted
-from deployer.store.models import Deployment
+from deployer.store import rows
+from deployer.store.loglines import quoted
+from deployer.store.rows import DEPLOYMENT as _dep
 from deployer.store.states import BOOTING, Status
 from deployer.store.transitions import transition
 
-_dep = Deployment.__table__  # type: ignore[attr-defined]
 OUTPUT_LINES = 200
 BACKOFF_START_S, BACKOFF_CAP_S = 1.0, 60.0
 
@@ -54,28 +53,22 @@ def policy_line(policy: str, restart_count: int) -> str:
     return f"restart policy {policy}: restarting in {delay:.0f} s ({restart_count + 1} of {limit})"
 
 
-def _row(ctx: Context, deployment_id: str) -> Any:
-    with ctx.engine.connect() as conn:
-        return conn.execute(select(_dep).where(_dep.c.id == deployment_id)).first()
-
-
 def handle_exit(ctx: Context, ex: Exit, *, drain_output: Callable[[], None] = lambda: None) -> str:
     """Record a dead container: `crashed` (running/unhealthy), `failed` (booting), else ignored."""
-    row = _row(ctx, ex.deployment_id)
-    if row is None or row.container_id not in (None, ex.container_id):
+    row = rows.load(ctx.engine, ex.deployment_id)
+    if row is None or row["container_id"] not in (None, ex.container_id):
         return "ignored"  # an older container of a restarted deployment
-    reason = containers.crash_reason(ex.exit_code, ex.oom, row.memory_mb)
-    status = Status(row.status)
+    reason = containers.crash_reason(ex.exit_code, ex.oom, row["memory_mb"])
+    status = Status(row["status"])
     now = containers.state(ctx.docker, ex.container_id) if ex.container_id else None
     if now is not None and now.running:
         return "ignored"  # a stale or repeated event: that container runs
-    if status in BOOTING and row.container_id is None:
+    if status in BOOTING and row["container_id"] is None:
         # The container a stop or crash left behind, whose event came late, while a restart boots:
         # this boot's own container is recorded right after it starts, and the boot watches it itself.
         return "ignored"
     if status in BOOTING:
-        output = containers.last_output(ctx.docker, ex.container_id, 20)
-        tail = ("; last output:\n" + "\n".join(map(quoted, output))) if output else ""
+        tail = containers.output_note(ctx.docker, ex.container_id, 20)
         fail(ctx, ex.deployment_id, f"{reason} during boot{tail}", values={"last_exit_code": ex.exit_code})
         return "failed"
     if status not in (Status.RUNNING, Status.UNHEALTHY):
@@ -92,9 +85,8 @@ def handle_exit(ctx: Context, ex: Exit, *, drain_output: Callable[[], None] = la
     state = containers.state(ctx.docker, ex.container_id)
     lines = [f"container state: exit code {ex.exit_code}, OOM-killed {ex.oom}, error {state.error if state else '-'}"]
     lines += [f"last output ({len(output)} lines):", *map(quoted, output)] if output else ["no output"]
-    lines.append(policy_line(ctx.settings.restart_policy, row.restart_count))
-    with ctx.engine.begin() as conn:
-        append_system(conn, ex.deployment_id, *lines, now=ctx.now())
+    lines.append(policy_line(ctx.settings.restart_policy, row["restart_count"]))
+    rows.note(ctx.engine, ex.deployment_id, *lines, now=ctx.now)
     teardown(ctx, ex.deployment_id, keep_container=ctx.settings.keep_crashed_containers)
     return "crashed"
 
@@ -105,7 +97,7 @@ def due_restarts(ctx: Context) -> list[str]:
     if limit == 0:
         return []
     with ctx.engine.connect() as conn:
-        rows = conn.execute(
+        crashed = conn.execute(
             select(_dep.c.id, _dep.c.restart_count, _dep.c.last_crash_at).where(
                 _dep.c.status == Status.CRASHED.value,
                 _dep.c.restart_count < limit,
@@ -114,7 +106,7 @@ def due_restarts(ctx: Context) -> list[str]:
             )
         ).all()
     now = ctx.now()
-    return [r.id for r in rows if r.last_crash_at is None or _aware(r.last_crash_at) <= now - timedelta(
+    return [r.id for r in crashed if r.last_crash_at is None or _aware(r.last_crash_at) <= now - timedelta(
         seconds=restart_delay(r.restart_count))]  # fmt: skip
 
 

@@ -17,11 +17,10 @@ from typing import Any
 from sqlalchemy import insert, select
 
 from deployer.lifecycle.context import Context
-from deployer.store.models import Deployment, DeploymentMetric
+from deployer.store.rows import DEPLOYMENT as _dep
+from deployer.store.rows import DEPLOYMENT_METRIC as _metric
 from deployer.store.states import Status
 
-_dep = Deployment.__table__  # type: ignore[attr-defined]
-_metric = DeploymentMetric.__table__  # type: ignore[attr-defined]
 MB = 1024 * 1024
 
 

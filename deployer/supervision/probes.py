@@ -16,16 +16,16 @@ from datetime import timedelta
 from typing import Any
 
 import requests
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select
 
 from deployer.lifecycle.context import Context
 from deployer.lifecycle.entity import find_entity_id
 from deployer.lifecycle.health import probe
-from deployer.store.models import Deployment
+from deployer.store import rows
+from deployer.store.rows import DEPLOYMENT as _dep
 from deployer.store.states import Status
 from deployer.store.transitions import transition
 
-_dep = Deployment.__table__  # type: ignore[attr-defined]
 FAILURES_TO_UNHEALTHY = 3
 PROBE_TIMEOUT_S = 2.0
 ENTITY_WINDOW = timedelta(minutes=10)
@@ -49,31 +49,32 @@ def decide(status: Status, failures: int, healthy: bool) -> Decision:
     return Decision(failures, None, None)
 
 
-def probe_all(ctx: Context, *, workers: int = 32) -> dict[str, str]:
+def probe_all(ctx: Context, *, workers: int = 32, session: requests.Session | None = None) -> dict[str, str]:
+    """Probe every running or unhealthy row once; `session` replaces the pass's own pooled one (tests)."""
     wants_entity = and_(_dep.c.entity_id.is_(None), _dep.c.started_at > ctx.now() - ENTITY_WINDOW)
     with ctx.engine.connect() as conn:
-        rows = conn.execute(
+        serving = conn.execute(
             select(
                 _dep.c.id, _dep.c.status, _dep.c.port, _dep.c.health_failures, wants_entity.label("wants_entity")
             ).where(_dep.c.status.in_([Status.RUNNING.value, Status.UNHEALTHY.value]), _dep.c.port.is_not(None))
         ).all()
-    if not rows:
+    if not serving:
         return {}
-    session = requests.Session()
-    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=workers))
+    if session is None:
+        session = requests.Session()
+        session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=workers))
 
     def check(r: Any) -> tuple[bool, str | None]:
         base = f"http://127.0.0.1:{r.port}"
         healthy = probe(session, f"{base}/health", PROBE_TIMEOUT_S)
         return healthy, (find_entity_id(session, base) if healthy and r.wants_entity else None)
 
-    with ThreadPoolExecutor(max_workers=min(workers, len(rows))) as pool:
-        results = list(pool.map(check, rows))
+    with ThreadPoolExecutor(max_workers=min(workers, len(serving))) as pool:
+        results = list(pool.map(check, serving))
     outcome = {}
-    for r, (healthy, entity) in zip(rows, results, strict=True):
+    for r, (healthy, entity) in zip(serving, results, strict=True):
         if entity:
-            with ctx.engine.begin() as conn:
-                conn.execute(update(_dep).where(_dep.c.id == r.id, _dep.c.entity_id.is_(None)).values(entity_id=entity))
+            rows.save_where(ctx.engine, r.id, {"entity_id": None}, entity_id=entity)
         d = decide(Status(r.status), r.health_failures, healthy)
         status = Status(r.status)
         if d.to is not None:
@@ -81,9 +82,6 @@ def probe_all(ctx: Context, *, workers: int = 32) -> dict[str, str]:
             transition(ctx.engine, r.id, expected=status, to=d.to, message=d.line, values=values, now=ctx.now,
                        on_transition=ctx.on_transition)  # fmt: skip
         elif d.failures != r.health_failures:
-            with ctx.engine.begin() as conn:
-                conn.execute(
-                    update(_dep).where(_dep.c.id == r.id, _dep.c.status == r.status).values(health_failures=d.failures)
-                )
+            rows.save_where(ctx.engine, r.id, {"status": r.status}, health_failures=d.failures)
         outcome[r.id] = "ok" if healthy else f"failed ({d.failures})"
     return outcome

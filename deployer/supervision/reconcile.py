@@ -18,12 +18,11 @@ from sqlalchemy import select
 from deployer.lifecycle import containers
 from deployer.lifecycle.caddy import route_id
 from deployer.lifecycle.context import Context
-from deployer.store.models import Deployment
+from deployer.store.rows import DEPLOYMENT as _dep
 from deployer.store.states import ACTIVE, Status
 from deployer.supervision.crashes import Exit, handle_exit
 
 log = logging.getLogger(__name__)
-_dep = Deployment.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
