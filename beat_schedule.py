@@ -1,4 +1,5 @@
-"""Periodic work of DESIGN §6, as plain data naming tasks by string (beat reads nothing else)."""
+"""Periodic work (docs/architecture.md#periodic-work), as plain data naming tasks by string (beat reads nothing
+else)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Celery beat that dispatches only while it holds the leader lease (DESIGN §6).
+"""Celery beat that dispatches only while it holds the leader lease (docs/architecture.md#the-schedule-runtime).
 
 Two beats may run (a rolling deploy, a second host for safety); only the lease holder dispatches.
 The lease is renewed at ttl/2; a beat that fails to renew, or whose last renewal is older than 90 %

@@ -1,5 +1,5 @@
-"""The schedule runtime's safety (DESIGN §6): a leader lease so only one beat dispatches, overlap
-locks so a long task never runs twice at once, and each schedule's record and failure backoff.
+"""The schedule runtime's safety (docs/architecture.md#the-schedule-runtime): a leader lease so only one beat
+dispatches, overlap locks so a long task never runs twice at once, and each schedule's record and failure backoff.
 
 Decide (pure): `backoff_delay`, `LeaseClock` (when to renew, whether the lease is still ours).
 Apply: Redis keys with an owner token — `SET NX PX` to take, and Lua compare-and-extend /

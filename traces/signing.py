@@ -1,5 +1,5 @@
-"""Signed ingest (DESIGN §12), byte-compatible with the reference: what a client sends and the exact
-order in which the trace runtime checks it. Pure: the clock and the nonce store are passed in.
+"""Signed ingest (docs/architecture.md#trace-runtime), byte-compatible with the reference: what a client sends
+and the exact order in which the trace runtime checks it. Pure: the clock and the nonce store are passed in.
 
 Canonical string: METHOD, path, search, timestamp, nonce and the body's SHA-256 hex, joined by
 `\\n`; the signature is the hex HMAC-SHA256 of it under the shared secret. Failure codes and statuses
@@ -71,7 +71,7 @@ class Request:
 
 def verify(req: Request, *, key_id: str, secret: str, window_ms: int, now_ms: int,
            remember_nonce: Callable[[str, int], bool]) -> Rejection | None:  # fmt: skip
-    """None when the request is genuine; else why not. Checks run in the order of DESIGN §12:
+    """None when the request is genuine; else why not. Checks run in this order:
     headers, timestamp, window, body hash, key id, signature (constant time), nonce unseen.
     `remember_nonce(key, expires_ms)` stores `<key id>:<nonce>` and says whether it was new.
 

@@ -1,4 +1,4 @@
-"""The JSON API (DESIGN §10). Every route but /api/health and /api/openapi.json needs a token:
+"""The JSON API (docs/architecture.md#http-api). Every route but /api/health and /api/openapi.json needs a token:
 `Authorization: Bearer <token>`, or the path prefix `/t/<token>` (`web.pathtoken`), or a dashboard session."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`GET /caddy/ask?domain=<host>`: Caddy's on-demand TLS gate (DESIGN §8). 200 lets Caddy get a
+"""`GET /caddy/ask?domain=<host>`: Caddy's on-demand TLS gate (docs/architecture.md#routing). 200 lets Caddy get a
 certificate for the host; anything else refuses it. No auth (Caddy sends none); it says no more than
 whether a host is served, which its URL says anyway."""
 

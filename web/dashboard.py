@@ -1,4 +1,4 @@
-"""The dashboard: server-rendered pages over the same domain functions as the API (DESIGN §10).
+"""The dashboard: server-rendered pages over the same domain functions as the API (docs/architecture.md#http-api).
 A deployment's page is `/d/<id>`, as in the reference (`/deployments/<id>` redirects there).
 
 Pages need a session (log in with an API token); every form carries the session's CSRF token. Live

@@ -1,5 +1,5 @@
 """The one place where errors become HTTP: `{"error": "<readable message>", "code": "<CODE>"}` for the
-API and the WebSocket upgrade (DESIGN §10: `error` is the string the real `zynd deploy` prints, `code`
+API and the WebSocket upgrade (docs/architecture.md#errors: `error` is the string the real `zynd deploy` prints, `code`
 is for machines), a friendly page for the dashboard; never a stack trace to the user. The domain's
 errors carry no HTTP: `STATUS` below says which status each kind of error answers with."""
 

@@ -1,4 +1,4 @@
-"""`GET /api/openapi.json`: the API of DESIGN §10 as OpenAPI 3.1, written out by hand (it is the
+"""`GET /api/openapi.json`: the API of docs/architecture.md#http-api as OpenAPI 3.1, written out by hand (it is the
 contract; tests validate it and run schemathesis against the live app to hold the code to it)."""
 
 from __future__ import annotations

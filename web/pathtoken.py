@@ -1,5 +1,5 @@
-"""Path-scoped auth (DESIGN §10): `/t/<token>/api/…` works exactly like `Authorization: Bearer <token>`,
-so a client that cannot send a header (the unmodified `zynd deploy --deployer <base>/t/<token>`) can
+"""Path-scoped auth (docs/architecture.md#http-api): `/t/<token>/api/…` works exactly like `Authorization:
+Bearer <token>`, so a client that cannot send a header (the unmodified `zynd deploy --deployer <base>/t/<token>`) can
 deploy; `/t/<token>/<anything else>` (the `/d/<id>` link that CLI prints) redirects without the prefix.
 
 The token must never be written anywhere. `PathToken` is the outermost WSGI layer: it moves the token

@@ -1,4 +1,4 @@
-"""WebSocket log stream: `/ws/deployments/<id>/logs?after=N` (flask-sock, DESIGN §10).
+"""WebSocket log stream: `/ws/deployments/<id>/logs?after=N` (flask-sock, docs/architecture.md#logs-and-live-streams).
 
 Frames are JSON `{type: hello|log|ready|status|done|error, …}`; the server pings every 25 s and
 answers a client's `{"type": "ping"}` (or plain `ping`) with `{"type": "pong"}`. Authentication

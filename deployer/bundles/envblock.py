@@ -1,4 +1,5 @@
-"""The container's environment and the rewritten config JSON (DESIGN §7), as pure functions."""
+"""The container's environment and the rewritten config JSON (docs/architecture.md#containers-and-images), as
+pure functions."""
 
 from __future__ import annotations
 

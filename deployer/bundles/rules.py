@@ -1,4 +1,4 @@
-"""Content rules for an unpacked bundle (DESIGN §9) and the facts runtime detection needs."""
+"""Content rules for an unpacked bundle (docs/architecture.md#uploads) and the facts runtime detection needs."""
 
 from __future__ import annotations
 

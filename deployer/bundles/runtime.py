@@ -1,4 +1,5 @@
-"""Runtime detection and launch commands (DESIGN §7), as pure functions over a bundle's facts."""
+"""Runtime detection and launch commands (docs/architecture.md#containers-and-images), as pure functions over a
+bundle's facts."""
 
 from __future__ import annotations
 

@@ -112,7 +112,7 @@ def _size(stream: IO[bytes]) -> int:
 
 
 def inspect_upload(upload: Upload, settings: Settings) -> tuple[BundleInfo, Keypair | None]:
-    """Every check of DESIGN §9, in a temporary directory that is always removed."""
+    """Every check of docs/architecture.md#uploads, in a temporary directory that is always removed."""
     size = _size(upload.bundle)
     if size > settings.max_upload_bytes:
         raise UploadTooLarge(f"project.zip is {size} bytes; the limit is {settings.max_upload_bytes}")

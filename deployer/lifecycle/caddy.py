@@ -1,4 +1,4 @@
-"""Caddy routes through its admin API (DESIGN §8).
+"""Caddy routes through its admin API (docs/architecture.md#routing).
 
 Decide: the JSON of the server, of one deployment's route and of the fallback route (pure). Apply:
 `CaddyAdmin`, whose writes are serialised across processes by a file lock, and whose "add" is an

@@ -1,4 +1,4 @@
-"""Running deployment containers exactly as DESIGN §7 says.
+"""Running deployment containers as docs/architecture.md#containers-and-images says.
 
 Decide: `container_spec` turns a deployment into the keyword arguments of `containers.run` (pure, so
 every limit and label is testable without Docker). Apply: run, inspect, read output, stop and remove.

@@ -1,4 +1,4 @@
-"""The entity id backfill once a deployment runs (DESIGN §5 step 8, §7): best effort, from the places
+"""The entity id backfill once a deployment runs (docs/architecture.md#boot-pipeline): best effort, from the places
 agents publish it.
 
 - `/.well-known/agent-card.json`: `x-zynd.entityId` (the only place the real Python SDK 0.6.5 puts

@@ -1,4 +1,4 @@
-"""The boot pipeline's stages (DESIGN §5). Each is idempotent and guarded by the driver token.
+"""The boot pipeline's stages (docs/architecture.md#boot-pipeline). Each is idempotent and guarded by the driver token.
 
 A stage enters its status with a conditional transition from the previous one (or finds the row
 already there, when a new driver resumes after a worker died), does its work, and returns True to let

@@ -1,4 +1,4 @@
-"""Which hosts Caddy may get a certificate for (the on-demand `ask`, DESIGN §8): the dashboard's
+"""Which hosts Caddy may get a certificate for (the on-demand `ask`, docs/architecture.md#routing): the dashboard's
 host, and `<slug>.<DEPLOYER_WILDCARD_DOMAIN>` while that deployment is active. Nothing else, so
 nobody can make Caddy ask a public CA for certificates of names we do not serve."""
 

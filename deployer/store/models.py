@@ -1,4 +1,4 @@
-"""The tables of DESIGN §3. Created only by the Alembic migrations in `deployer/migrations`."""
+"""The tables (docs/architecture.md#tables). Created only by the Alembic migrations in `store/migrations`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Retention (DESIGN §6): old log lines and metric samples deleted in batches, never a full scan.
+"""Retention (docs/architecture.md#periodic-work): old log lines and metric samples deleted in batches, never a
+full scan.
 
 Decide (pure): the cut-off of each pass from the settings (0 days disables a pass). Apply: delete by
 primary key in batches of 10 000 chosen through the (stream, ts) and (sampled_at) indexes.

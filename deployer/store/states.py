@@ -1,4 +1,4 @@
-"""The status vocabulary and the transition table of DESIGN §4, as pure data and functions."""
+"""The status vocabulary and the transition table (docs/architecture.md#states), as pure data and functions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What happens when a deployment's container dies (DESIGN §4 `crashed`) and the restart policy.
+"""What happens when a deployment's container dies (docs/architecture.md#crashes-and-restarts) and the restart policy.
 
 Decide (pure): the reason text and whether/when the policy restarts. Apply: the conditional
 transition first — detection latency is measured to that commit — then the output lines and teardown.

@@ -1,4 +1,4 @@
-"""CPU and memory samples of every running and unhealthy container (DESIGN §6 sample-metrics).
+"""CPU and memory samples of every running and unhealthy container (sample-metrics, docs/architecture.md#periodic-work).
 
 Sequential `docker stats(stream=False)` waits for two samples, 1-2 s per container, which cannot
 keep a 30 s interval past ~20 containers. Here every container is read at once with one-shot stats,

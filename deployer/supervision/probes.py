@@ -1,4 +1,4 @@
-"""Steady-state `/health` probes (DESIGN §6 probe-health): all running/unhealthy rows at once.
+"""Steady-state `/health` probes (probe-health, docs/architecture.md#periodic-work): all running/unhealthy rows at once.
 
 Decide (pure): a probe result and the stored failure count give the new count and the transition.
 Apply: probe concurrently with a 2 s timeout, then store counts and transitions in the database, so

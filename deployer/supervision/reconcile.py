@@ -1,4 +1,5 @@
-"""Database vs Docker vs Caddy (DESIGN §6 reconcile-runtime, and the watcher's start-up pass).
+"""Database vs Docker vs Caddy (reconcile-runtime in docs/architecture.md#periodic-work, and the watcher's
+start-up pass).
 
 Running rows without a live container are crashed; labelled containers without an active row are
 removed (a crashed one is kept when DEPLOYER_KEEP_CRASHED_CONTAINERS says so); the Caddy server is

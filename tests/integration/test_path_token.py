@@ -1,4 +1,4 @@
-"""Path-scoped auth over real HTTP (DESIGN §10): `/t/<token>/api/…` works exactly like the bearer
+"""Path-scoped auth over real HTTP : `/t/<token>/api/…` works exactly like the bearer
 header, for reads, writes and both log streams; a wrong one gets the same 401; the token shows up in
 no access log (gunicorn's, werkzeug's), no trace entry and no error body; `/t/<token>/d/<id>`, the
 link the real `zynd deploy` prints, redirects to the dashboard page without signing anyone in; and an

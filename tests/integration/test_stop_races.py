@@ -1,5 +1,5 @@
 """A user's stop is never recorded as a crash, however close it follows a transition, and a real
-kill is never hidden as a stop (DESIGN §4: exit 143 after a user stop is a stop)."""
+kill is never hidden as a stop (exit 143 after a user stop is a stop)."""
 
 from __future__ import annotations
 

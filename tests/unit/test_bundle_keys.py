@@ -1,4 +1,4 @@
-"""Keys stay out of images (DESIGN §9): a project holding a keypair, or any JSON with a `private_key`
+"""Keys stay out of images: a project holding a keypair, or any JSON with a `private_key`
 member, is refused with a message that points at the keypair.json upload field."""
 
 from __future__ import annotations

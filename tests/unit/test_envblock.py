@@ -1,4 +1,4 @@
-"""The container's env block and config rewrite (DESIGN §7): the registry URL is never injected empty."""
+"""The container's env block and config rewrite: the registry URL is never injected empty."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The trace recorder (DESIGN §12): entries built, redacted and kept within a 64 KiB budget, then
+"""The trace recorder (docs/architecture.md#traces): entries built, redacted and kept within a 64 KiB budget, then
 handed to a background thread that writes them in batches to the local SQLite store or, with
 `TRACE_PROXY=true`, signs and POSTs them to the trace runtime.
 

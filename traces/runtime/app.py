@@ -1,4 +1,4 @@
-"""The trace runtime (DESIGN §11, §12): signed ingest, the trace dashboard and its JSON API, on its
+"""The trace runtime (docs/architecture.md#trace-runtime): signed ingest, the trace dashboard and its JSON API, on its
 own SQLite file. Slim on purpose: Flask and the standard library, no Celery, Redis, Docker or
 SQLAlchemy, so it starts from the `trace` requirement set alone.
 
@@ -57,8 +57,8 @@ def _path(raw: str) -> str:
 
 def signed(settings: Settings, store: TraceStore, handler: Callable[[TraceStore, Any], dict[str, Any]]
            ) -> Callable[[], tuple[Response, int]]:  # fmt: skip
-    """A view that verifies the signature (in DESIGN §12's order) before `handler` sees the JSON body.
-    Like the reference, it verifies against the route's own path with no query string: a sender whose
+    """A view that verifies the signature (in the order the trace runtime documents) before `handler` sees the
+    JSON body. Like the reference, it verifies against the route's own path with no query string: a sender whose
     base URL has a path prefix signs the path without it."""
 
     def view() -> tuple[Response, int]:

@@ -1,4 +1,4 @@
-"""The tables of DESIGN §3.
+"""The tables of docs/architecture.md#tables.
 
 Revision ID: 0001
 Revises:
