@@ -24,7 +24,7 @@ from deployer.lifecycle.images import ensure_base_images
 from deployer.settings import Settings, load_settings
 from deployer.store import tokens
 from deployer.store.db import make_engine, upgrade
-from tests.stack import Api, Caddy, CeleryProcess, WatcherProcess
+from tests.support.stack import Api, Caddy, CeleryProcess, WatcherProcess
 from web import create_app
 
 

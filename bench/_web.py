@@ -12,7 +12,7 @@ from pathlib import Path
 import requests
 
 from deployer.settings import Settings
-from tests.stack import GroupProcess, settings_env, wait_for
+from tests.support.stack import GroupProcess, settings_env, wait_for
 
 
 def free_port() -> int:

@@ -15,8 +15,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from bench._stack import BenchStack, bench_stack, percentile
-from tests.stack import free_port
-from tests.zips import zip_folder
+from tests.support.stack import free_port
+from tests.support.zips import zip_folder
 
 SAMPLE = Path(__file__).parents[1] / "samples" / "python-agent"
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 from bench._stack import bench_stack, summary
 from deployer.store.events import status_channel
 from deployer.store.models import Deployment
-from tests.zips import zip_folder
+from tests.support.zips import zip_folder
 
 SAMPLE = Path(__file__).parents[1] / "samples" / "python-agent"
 _dep = Deployment.__table__  # type: ignore[attr-defined]

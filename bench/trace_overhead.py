@@ -26,7 +26,7 @@ from bench._stack import make_deployment_row, percentile
 from deployer.settings import load_settings
 from deployer.store import tokens
 from deployer.store.db import make_engine, upgrade
-from tests.stack import TraceRuntimeProcess, free_port, settings_env
+from tests.support.stack import TraceRuntimeProcess, free_port, settings_env
 from traces.recorder.core import ProxySink
 from web import create_app
 

@@ -24,7 +24,7 @@ from deployer.store.deployments import request_restart, request_stop
 from deployer.store.rows import DEPLOYMENT_LOG
 from deployer.store.states import Status
 from tests.support.fakes import FakeBuilder, FakeClock, FakeProxy, FakeRuntime, fake_http
-from tests.zips import KEYPAIR, agent_zip
+from tests.support.zips import KEYPAIR, agent_zip
 
 Pair = tuple[Status, Status]
 

@@ -26,8 +26,8 @@ import requests
 
 from deployer.store.states import Status
 from tests.integration.conftest import MACHINE_CA
-from tests.stack import Api, free_port, wait_for
-from tests.zips import zip_folder
+from tests.support.stack import Api, free_port, wait_for
+from tests.support.zips import zip_folder
 
 ROOT = Path(__file__).parents[2]
 SAMPLES = ROOT / "samples"

@@ -27,7 +27,7 @@ from deployer.store.db import make_engine
 from deployer.store.models import Deployment
 from tasks.schedules import state_store
 from tests.e2e.upstack import up_env
-from tests.stack import free_port, wait_for
+from tests.support.stack import free_port, wait_for
 
 ROOT = Path(__file__).parents[2]
 BIN = str(Path(sys.executable).parent)

@@ -13,9 +13,9 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.browser import browser_page
 from tests.e2e.upstack import DEPLOYER, running_up
-from tests.stack import TraceRuntimeProcess, free_port, wait_for
+from tests.support.browser import browser_page
+from tests.support.stack import TraceRuntimeProcess, free_port, wait_for
 
 SAMPLES = Path(__file__).parents[2] / "samples"
 DASH = "trace-dash-token"

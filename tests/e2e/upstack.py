@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from tests.stack import free_port, wait_for
+from tests.support.stack import free_port, wait_for
 
 DEPLOYER = str(Path(sys.executable).with_name("deployer"))
 

@@ -23,7 +23,7 @@ from deployer.store import tokens
 from deployer.store.db import make_engine, upgrade
 from deployer.store.models import Deployment
 from tests.conftest import LiveServer
-from tests.stack import Api, Caddy, CeleryProcess, WatcherProcess
+from tests.support.stack import Api, Caddy, CeleryProcess, WatcherProcess
 
 _dep = Deployment.__table__  # type: ignore[attr-defined]
 

@@ -16,9 +16,9 @@ from deployer.settings import Settings, load_settings
 from deployer.store import tokens
 from deployer.store.models import Deployment
 from tests.conftest import LiveServer
-from tests.http import error_of
-from tests.stack import Api
-from tests.zips import KEYPAIR, PRIVATE_KEY, agent_zip, make_zip, zip_folder
+from tests.support.http import error_of
+from tests.support.stack import Api
+from tests.support.zips import KEYPAIR, PRIVATE_KEY, agent_zip, make_zip, zip_folder
 
 SAMPLES = Path(__file__).parents[2] / "samples"
 _dep = Deployment.__table__  # type: ignore[attr-defined]

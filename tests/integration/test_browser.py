@@ -13,11 +13,11 @@ import pytest
 from playwright.sync_api import expect
 
 from deployer.store import tokens
-from tests.browser import browser_page
 from tests.integration.conftest import Stack
 from tests.integration.screens import shoot
 from tests.integration.test_lifecycle import SERVER, agent_bundle
-from tests.zips import KEYPAIR
+from tests.support.browser import browser_page
+from tests.support.zips import KEYPAIR
 
 XSS = "<script>window.__xss = 1</script><img src=x onerror=window.__xss=2>"
 PRINTER = f"""

@@ -14,7 +14,7 @@ import requests
 
 from deployer.errors import CaddyError
 from deployer.lifecycle.caddy import FALLBACK_ID, CaddyAdmin
-from tests.stack import Caddy, free_port
+from tests.support.stack import Caddy, free_port
 
 
 def test_routes_added_right_after_the_server_is_created_all_land(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from deployer.settings import Settings
 from deployer.store import tokens
 from tests.conftest import LiveServer, make_deployment_row
-from tests.http import error_of
+from tests.support.http import error_of
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ import pytest
 from deployer.bundles import workdir
 from deployer.localkeys import installation_id
 from tests.integration.conftest import Stack
-from tests.stack import wait_for
-from tests.zips import KEYPAIR, make_zip, zip_folder
+from tests.support.stack import wait_for
+from tests.support.zips import KEYPAIR, make_zip, zip_folder
 
 SAMPLES = Path(__file__).parents[2] / "samples"
 

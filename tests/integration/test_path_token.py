@@ -25,10 +25,10 @@ from deployer.settings import Settings
 from deployer.store import tokens
 from deployer.store.loglines import append_lines
 from tests.conftest import LiveServer, make_deployment_row
-from tests.http import error_of
 from tests.integration.test_streams import sse_events
-from tests.stack import GroupProcess, free_port, settings_env, wait_for
-from tests.zips import KEYPAIR, agent_zip, zip_folder
+from tests.support.http import error_of
+from tests.support.stack import GroupProcess, free_port, settings_env, wait_for
+from tests.support.zips import KEYPAIR, agent_zip, zip_folder
 from traces.recorder.core import Recorder
 from web import create_app
 

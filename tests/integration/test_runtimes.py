@@ -13,8 +13,8 @@ import pytest
 
 from deployer.lifecycle.images import NODE_TOOLS
 from tests.integration.conftest import Stack
-from tests.stack import wait_for
-from tests.zips import make_zip, zip_folder
+from tests.support.stack import wait_for
+from tests.support.zips import make_zip, zip_folder
 
 SAMPLES = Path(__file__).parents[2] / "samples"
 DEAD_REGISTRY = "http://127.0.0.1:9/"  # discard port on loopback: nothing answers

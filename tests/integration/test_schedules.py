@@ -29,7 +29,7 @@ from tasks.schedules import (
     record_failure,
     state_store,
 )
-from tests.stack import CeleryProcess, settings_env, wait_for
+from tests.support.stack import CeleryProcess, settings_env, wait_for
 
 TTL_MS = 3000
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from deployer.store.models import Deployment
 from tests.integration.conftest import Stack
 from tests.integration.test_lifecycle import SERVER, agent_bundle
-from tests.stack import wait_for
+from tests.support.stack import wait_for
 
 pytestmark = pytest.mark.timeout(1200)
 _dep = Deployment.__table__  # type: ignore[attr-defined]

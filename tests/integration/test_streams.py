@@ -22,8 +22,8 @@ from deployer.store.loglines import append_lines
 from deployer.store.states import Status
 from deployer.store.transitions import transition
 from tests.conftest import LiveServer, make_deployment_row
-from tests.http import error_of
-from tests.stack import wait_for
+from tests.support.http import error_of
+from tests.support.stack import wait_for
 from web.hub import Hub
 from web.streams import Timing
 

@@ -19,7 +19,7 @@ import requests
 
 from deployer.settings import Settings, load_settings
 from tests.conftest import LiveServer
-from tests.stack import TraceRuntimeProcess, settings_env
+from tests.support.stack import TraceRuntimeProcess, settings_env
 from traces.recorder.core import ProxySink, Recorder
 from traces.runtime.app import create_trace_app
 from traces.signing import sign

@@ -12,8 +12,8 @@ import pytest
 import requests
 
 from tests.integration.conftest import Stack
-from tests.stack import wait_for
-from tests.zynd_scaffold import scaffold, sdk_keypair
+from tests.support.stack import wait_for
+from tests.support.zynd_scaffold import scaffold, sdk_keypair
 
 pytestmark = pytest.mark.timeout(900)
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.integration.conftest import base_images, caddy, docker_client, make_stack_env, stack  # noqa: F401
-from tests.stack import Caddy
+from tests.support.stack import Caddy
 
 
 @pytest.fixture(scope="session")

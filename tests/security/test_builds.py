@@ -17,8 +17,8 @@ import docker.errors
 import pytest
 
 from tests.integration.conftest import Stack
-from tests.stack import wait_for
-from tests.zips import make_zip
+from tests.support.stack import wait_for
+from tests.support.zips import make_zip
 from web.dashboard import timeline
 
 pytestmark = pytest.mark.timeout(300)

@@ -11,7 +11,7 @@ from deployer.context import build_context
 from deployer.lifecycle.teardown import fail
 from tests.integration.conftest import Stack
 from tests.integration.test_supervision import PRINTER, running
-from tests.stack import wait_for
+from tests.support.stack import wait_for
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from deployer.bundles.archive import Limits, Member, extract, plan
 from deployer.errors import InvalidUpload, UploadTooLarge
-from tests.zips import make_zip
+from tests.support.zips import make_zip
 
 LIMITS = Limits(max_unpacked_bytes=1024 * 1024, max_files=50)
 

@@ -17,7 +17,7 @@ import requests
 
 from deployer.settings import Settings
 from tasks.app import worker_queues
-from tests.zips import KEYPAIR
+from tests.support.zips import KEYPAIR
 
 
 def free_port() -> int:
@@ -94,7 +94,7 @@ class GroupProcess:
         self.log_path = logdir / f"{name}-{time.monotonic_ns()}.log"
         self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-                                     cwd=cwd or Path(__file__).parents[1])  # fmt: skip
+                                     cwd=cwd or Path(__file__).parents[2])  # fmt: skip
 
     def _dead(self) -> bool:
         if self.proc.poll() is not None:
