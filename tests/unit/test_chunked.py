@@ -1,4 +1,4 @@
-"""HTTP/1.1 chunked decoding (deployer/chunked.py): whatever the chunk sizes and wherever the reads
+"""HTTP/1.1 chunked decoding (watcher/chunked.py): whatever the chunk sizes and wherever the reads
 split the bytes, the body comes out whole, and the last chunk ends it."""
 
 from __future__ import annotations
