@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).parents[1]))
 
 from bench._stack import fresh_database, make_deployment_row
 from deployer.context import build_context
+from deployer.lifecycle.dockerapi import open_log_stream
 from deployer.settings import load_settings
 from deployer.store.db import make_engine
 from deployer.store.loglines import append_lines
@@ -44,10 +45,8 @@ def main(n: int) -> None:
 
 def dockerd_floor(client: Any, container_id: str) -> float:
     """Seconds for Docker to deliver the whole log, read raw: what no tailer can beat."""
-    api = client.api
     t0 = time.perf_counter()
-    resp = api._get(api._url("/containers/{0}/logs", container_id),
-                    params={"stdout": 1, "stderr": 1, "timestamps": 1}, stream=True)  # fmt: skip
+    resp = open_log_stream(client, container_id, follow=False)
     body = body_reader(resp)
     while body.read1(1 << 16):
         pass

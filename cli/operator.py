@@ -245,24 +245,11 @@ def worker(ctx: click.Context, concurrency: int | None) -> None:
 @click.pass_context
 def watch(ctx: click.Context) -> None:
     """Watch this Docker host: crashes, log tailers, reconciliation, restart policy (one per host)."""
-    import logging
-    import signal
-
-    from deployer.context import build_context
     from tasks.kick import make_kicker
-    from watcher.main import Watcher
+    from watcher.main import run
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(ctx)
-    from traces.recorder.core import recorder_for
-    from traces.recorder.wiring import instrument_context
-
-    context = build_context(settings)
-    instrument_context(context, recorder_for(settings))
-    watcher = Watcher(context, kick=make_kicker(settings))
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: watcher.stop_event.set())
-    watcher.run()
+    run(settings, kick=make_kicker(settings))
 
 
 @click.command()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from deployer.lifecycle import dockerapi
+
 
 class ChunkDecoder:
     def __init__(self) -> None:
@@ -84,8 +86,5 @@ class ChunkedBody:
 
 def body_reader(response: Any) -> Any:
     """The fast reader when the response is chunked and nothing of its body was read yet; else urllib3's."""
-    http = getattr(response.raw, "_fp", None)
-    fp = getattr(http, "fp", None)
-    if getattr(http, "chunked", False) and getattr(http, "chunk_left", 0) is None and hasattr(fp, "read1"):
-        return ChunkedBody(fp)
-    return response.raw
+    fp = dockerapi.unread_chunked_socket(response)
+    return ChunkedBody(fp) if fp is not None else dockerapi.raw_body(response)

@@ -20,11 +20,10 @@ from typing import Any, Protocol
 from sqlalchemy import Engine, select
 
 from deployer.store.deployments import get_deployment, iso
-from deployer.store.models import DeploymentLog
 from deployer.store.states import TERMINAL, Status
+from deployer.store.tables import DEPLOYMENT_LOG as _log
 from web.hub import Subscription
 
-_log = DeploymentLog.__table__  # type: ignore[attr-defined]
 BACKLOG = 500
 PAGE = 2000
 

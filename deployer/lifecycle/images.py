@@ -14,7 +14,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import tarfile
 import tempfile
@@ -28,6 +27,7 @@ from typing import Any, Protocol
 from deployer.bundles.runtime import APP_DEPS, LaunchPlan
 from deployer.errors import BuildFailed
 from deployer.interfaces import ContainerRuntime
+from deployer.lifecycle import dockerapi
 from deployer.settings import Settings
 from deployer.store.loglines import quoted
 from deployer.terminal import strip_controls
@@ -314,7 +314,7 @@ class _Output:
 
     def read(self, client: Any, response: Any) -> str | None:
         """Docker's error, or None when the build went through."""
-        for event in client.api._stream_helper(response, decode=True):
+        for event in dockerapi.build_events(client, response):
             if "error" in event:
                 return str(event["error"])
             for line in self.lines.feed(str(event.get("stream", ""))):
@@ -335,7 +335,7 @@ class _Watchdog:
     """Hangs up a build's stream at its deadline, even while the stream is silent and its reader blocked."""
 
     def __init__(self, timeout_sec: float | None, response: Any) -> None:
-        self.expired, self.sock, self.response = threading.Event(), _socket_of(response), response
+        self.expired, self.shut = threading.Event(), dockerapi.hangup_for(response)
         self.timer = threading.Timer(timeout_sec, self.hang_up) if timeout_sec else None
         if self.timer is not None:
             self.timer.daemon = True
@@ -343,7 +343,7 @@ class _Watchdog:
 
     def hang_up(self) -> None:
         self.expired.set()
-        _shut(self.sock, self.response)
+        self.shut()
 
     def cancel(self) -> None:
         if self.timer is not None:
@@ -357,13 +357,11 @@ def stream_build(client: ContainerRuntime, *, context: bytes, tag: str, on_line:
     line as it comes; raise BuildFailed with the reason. Past `limits.timeout_sec` a watchdog hangs up
     the stream (the daemon then cancels the build) and the step's container is removed, even when the
     build prints nothing; a step killed by the memory limit fails with that reason."""
-    args = {**client.api._proxy_configs.get_environment(), **(buildargs or {})}  # as docker-py's build does
+    args = {**dockerapi.build_proxy_args(client), **(buildargs or {})}  # as docker-py's build does
     params = {"t": tag, "rm": True, "forcerm": True, "pull": False, "dockerfile": dockerfile,
               "buildargs": json.dumps(args), **limits.params()}  # fmt: skip
     since = int(time.time())
-    response = client.api._post(client.api._url("/build"), data=context, params=params,
-                                headers={"Content-Type": "application/tar"}, stream=True, timeout=None)  # fmt: skip
-    client.api._raise_for_status(response)
+    response = dockerapi.start_build(client, context=context, params=params)
     out, watchdog, error = _Output(on_line), _Watchdog(limits.timeout_sec, response), None
     try:
         error = out.read(client, response)
@@ -385,26 +383,6 @@ def stream_build(client: ContainerRuntime, *, context: bytes, tag: str, on_line:
                 f"{limits.mem_mb} MB (DEPLOYER_BUILD_MEM_MB) and was killed")  # fmt: skip
         raise BuildFailed(failure_message(error, out.tail, lead=lead))
     raise BuildFailed(failure_message(error, out.tail))
-
-
-def _socket_of(response: Any) -> socket.socket | None:
-    """The connection under a streamed response (as docker-py's attach finds it), to hang up on."""
-    try:
-        sock = response.raw._fp.fp.raw._sock
-    except AttributeError:
-        return None
-    return sock if isinstance(sock, socket.socket) else None
-
-
-def _shut(sock: socket.socket | None, response: Any) -> None:
-    """Wake a reader blocked on the stream: shutting the socket down does (closing it does not)."""
-    try:
-        if sock is not None:
-            sock.shutdown(socket.SHUT_RDWR)
-            return
-    except OSError:
-        pass
-    response.close()
 
 
 def remove_build_containers(client: Any, ids: Iterable[str], wait_sec: float = 30.0) -> None:

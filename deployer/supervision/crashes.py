@@ -1,7 +1,8 @@
 """What happens when a deployment's container dies (docs/architecture.md#crashes-and-restarts) and the restart policy.
 
-Decide (pure): the reason text and whether/when the policy restarts. Apply: the conditional
-transition first — detection latency is measured to that commit — then the output lines and teardown.
+Decide (pure): the reason text and whether/when the policy restarts (the watcher acts on it: see
+`watcher.restarts`). Apply: the conditional transition first — detection latency is measured to that
+commit — then the output lines and teardown.
 """
 
 from __future__ import annotations
@@ -9,16 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-
-from sqlalchemy import select
 
 from deployer.lifecycle import containers
 from deployer.lifecycle.context import Context
 from deployer.lifecycle.teardown import fail, teardown
 from deployer.store import rows
 from deployer.store.loglines import quoted
-from deployer.store.rows import DEPLOYMENT as _dep
 from deployer.store.states import BOOTING, Status
 from deployer.store.transitions import transition
 
@@ -89,26 +86,3 @@ def handle_exit(ctx: Context, ex: Exit, *, drain_output: Callable[[], None] = la
     rows.note(ctx.engine, ex.deployment_id, *lines, now=ctx.now)
     teardown(ctx, ex.deployment_id, keep_container=ctx.settings.keep_crashed_containers)
     return "crashed"
-
-
-def due_restarts(ctx: Context) -> list[str]:
-    """Crashed rows the restart policy restarts now (their backoff has passed and they hold nothing)."""
-    limit = restart_limit(ctx.settings.restart_policy)
-    if limit == 0:
-        return []
-    with ctx.engine.connect() as conn:
-        crashed = conn.execute(
-            select(_dep.c.id, _dep.c.restart_count, _dep.c.last_crash_at).where(
-                _dep.c.status == Status.CRASHED.value,
-                _dep.c.restart_count < limit,
-                _dep.c.driver_token.is_(None),
-                _dep.c.container_id.is_(None),
-            )
-        ).all()
-    now = ctx.now()
-    return [r.id for r in crashed if r.last_crash_at is None or _aware(r.last_crash_at) <= now - timedelta(
-        seconds=restart_delay(r.restart_count))]  # fmt: skip
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

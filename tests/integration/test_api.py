@@ -15,13 +15,13 @@ from deployer.bundles.secrets import ensure_master_key, read_encrypted
 from deployer.settings import Settings, load_settings
 from deployer.store import tokens
 from deployer.store.models import Deployment
+from deployer.store.tables import DEPLOYMENT as _dep
 from tests.conftest import LiveServer
 from tests.support.http import error_of
 from tests.support.stack import Api
 from tests.support.zips import KEYPAIR, PRIVATE_KEY, agent_zip, make_zip, zip_folder
 
 SAMPLES = Path(__file__).parents[2] / "samples"
-_dep = Deployment.__table__  # type: ignore[attr-defined]
 
 
 @pytest.fixture
@@ -255,7 +255,6 @@ def test_a_deployment_view_has_no_paths_env_values_or_secrets(api: Api) -> None:
 def test_env_values_are_stored_encrypted_and_open_with_the_master_key(api: Api, engine: Engine,
                                                                       settings: Settings) -> None:  # fmt: skip
     from deployer.bundles.secrets import load_master_key, open_env
-    from deployer.store.models import Deployment
 
     created = api.upload(agent_zip(), env=json.dumps({"OPENAI_API_KEY": "sk-very-secret", "MODE": "x"})).json()
     table = Deployment.__table__  # type: ignore[attr-defined]

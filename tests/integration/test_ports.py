@@ -10,11 +10,10 @@ from sqlalchemy import Engine, func, select
 from deployer.errors import PortExhausted
 from deployer.lifecycle.ports import allocate, release
 from deployer.store.db import make_engine
-from deployer.store.models import PortAllocation
+from deployer.store.tables import PORTS as _ports
 from tests.conftest import make_deployment_row
 
 LO, HI = 13000, 13199  # exactly 200 ports
-_ports = PortAllocation.__table__  # type: ignore[attr-defined]
 
 
 def count(engine: Engine) -> int:

@@ -8,13 +8,12 @@ import itertools
 import pytest
 from sqlalchemy import select
 
-from deployer.store.models import Deployment
+from deployer.store.tables import DEPLOYMENT as _dep
 from tests.integration.conftest import Stack
 from tests.integration.test_lifecycle import SERVER, agent_bundle
 from tests.support.stack import wait_for
 
 pytestmark = pytest.mark.timeout(1200)
-_dep = Deployment.__table__  # type: ignore[attr-defined]
 
 ROUNDS = 50
 BOOT_TAIL = ("health_checking", "registering_route", "running")
