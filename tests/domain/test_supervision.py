@@ -6,10 +6,11 @@ import pytest
 
 from deployer.lifecycle.teardown import reconcile_stops
 from deployer.store.states import Status
-from deployer.supervision.crashes import Exit, due_restarts, handle_exit
+from deployer.supervision.crashes import Exit, handle_exit
 from deployer.supervision.probes import FAILURES_TO_UNHEALTHY, probe_all
 from deployer.supervision.reconcile import reconcile_runtime
 from tests.domain.harness import World
+from watcher.restarts import due_restarts
 
 
 def running(world: World) -> str:
