@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import statistics
 import tempfile
-import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,13 +15,13 @@ from typing import Any
 
 import docker
 import redis
-from sqlalchemy import Engine, create_engine, make_url, text
-from werkzeug.serving import make_server
+from sqlalchemy import create_engine, make_url, text
 
 from deployer.lifecycle.images import ensure_base_images
 from deployer.settings import Settings, load_settings
 from deployer.store import tokens
 from deployer.store.db import make_engine, upgrade
+from tests.support.live import LiveServer
 from tests.support.stack import Api, Caddy, CeleryProcess, WatcherProcess
 from web import create_app
 
@@ -35,39 +33,6 @@ class BenchStack:
     api: Api
     docker: Any
     caddy: Caddy
-
-
-def make_deployment_row(engine: Engine, **overrides: Any) -> str:
-    """A minimal deployment row, straight into the table (no bundle, no stages); returns its id."""
-    from deployer.store.models import Deployment, utcnow
-
-    now = utcnow()
-    row: dict[str, Any] = {
-        "id": str(uuid.uuid4()), "name": "t", "slug": f"t-{uuid.uuid4().hex[:12]}", "entity_type": "agent",
-        "runtime": "python", "status": "queued", "env": {}, "memory_mb": 256, "cpu_millis": 500,
-        "restart_count": 0, "log_seq": 0, "created_at": now, "updated_at": now,
-    }  # fmt: skip
-    row.update(overrides)
-    with engine.begin() as conn:
-        conn.execute(Deployment.__table__.insert().values(**row))  # type: ignore[attr-defined]
-    return str(row["id"])
-
-
-class LiveServer:
-    """A WSGI app on a loopback port, served by werkzeug's threaded server on a background thread."""
-
-    def __init__(self, app: Any) -> None:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self.app = app
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=10)
-        self._server.server_close()
 
 
 def percentile(values: list[float], p: float) -> float:

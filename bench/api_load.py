@@ -19,11 +19,12 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from bench._stack import fresh_database, make_deployment_row, percentile
+from bench._stack import fresh_database, percentile
 from bench._web import web
 from deployer.settings import load_settings
 from deployer.store import tokens
 from deployer.store.db import make_engine
+from tests.support.rows import make_deployment_row
 
 CLIENTS = 50
 

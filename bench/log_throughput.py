@@ -24,13 +24,14 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from bench._stack import fresh_database, make_deployment_row
+from bench._stack import fresh_database
 from deployer.context import build_context
 from deployer.lifecycle.dockerapi import open_log_stream
 from deployer.settings import load_settings
 from deployer.store.db import make_engine
 from deployer.store.loglines import append_lines
 from deployer.store.models import DeploymentLog
+from tests.support.rows import make_deployment_row
 from watcher.chunked import body_reader
 from watcher.tailer import BATCH_LINES, Tailer
 

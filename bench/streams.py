@@ -23,7 +23,7 @@ import simple_websocket
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from bench._stack import fresh_database, make_deployment_row, percentile
+from bench._stack import fresh_database, percentile
 from bench._web import web
 from deployer.context import build_context
 from deployer.settings import load_settings
@@ -31,6 +31,7 @@ from deployer.store import tokens
 from deployer.store.db import make_engine
 from deployer.store.events import Publisher
 from deployer.store.loglines import append_lines
+from tests.support.rows import make_deployment_row
 from watcher.tailer import Tailer
 
 PRINT = "import sys, time\nfor i in range(1, {n} + 1):\n    print(f'line {{i}}', flush=True)\n    time.sleep(0.005)\n"

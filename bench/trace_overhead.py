@@ -22,10 +22,11 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
 
-from bench._stack import make_deployment_row, percentile
+from bench._stack import percentile
 from deployer.settings import load_settings
 from deployer.store import tokens
 from deployer.store.db import make_engine, upgrade
+from tests.support.rows import make_deployment_row
 from tests.support.stack import TraceRuntimeProcess, free_port, settings_env
 from traces.recorder.core import ProxySink
 from web import create_app

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from deployer.bundles.secrets import MasterKey, ensure_master_key
 from deployer.settings import Settings, load_settings
 from deployer.store.db import make_engine, upgrade
+from tests.support.live import LiveServer
 
 TABLES = ("deployment_log", "deployment_metric", "port_allocation", "deployment", "api_token")
 
@@ -146,44 +147,6 @@ def redis_url() -> Iterator[str]:
 
     with RedisContainer("redis:7") as r:
         yield f"redis://{r.get_container_host_ip()}:{r.get_exposed_port(6379)}/0"
-
-
-def make_deployment_row(engine: Engine, **overrides: Any) -> str:
-    """Inserts a minimal deployment row for tests of the lower layers; returns its id."""
-    from deployer.store.models import Deployment, utcnow
-
-    now = utcnow()
-    row: dict[str, Any] = {
-        "id": str(uuid.uuid4()), "name": "t", "slug": f"t-{uuid.uuid4().hex[:12]}", "entity_type": "agent",
-        "runtime": "python", "status": "queued", "env": {}, "memory_mb": 256, "cpu_millis": 500,
-        "restart_count": 0, "log_seq": 0, "created_at": now, "updated_at": now,
-    }  # fmt: skip
-    row.update(overrides)
-    with engine.begin() as conn:
-        conn.execute(Deployment.__table__.insert().values(**row))  # type: ignore[attr-defined]
-    return str(row["id"])
-
-
-class LiveServer:
-    def __init__(self, app: Any) -> None:
-        import logging
-
-        from werkzeug.serving import make_server
-
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-
-        self.app = app
-        self._server = make_server("127.0.0.1", 0, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        import threading
-
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._thread.join(timeout=10)
-        self._server.server_close()
 
 
 @pytest.fixture

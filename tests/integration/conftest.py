@@ -22,7 +22,7 @@ from deployer.settings import Settings, load_settings
 from deployer.store import tokens
 from deployer.store.db import make_engine, upgrade
 from deployer.store.models import Deployment
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 from tests.support.stack import Api, Caddy, CeleryProcess, WatcherProcess
 
 _dep = Deployment.__table__  # type: ignore[attr-defined]

@@ -16,8 +16,8 @@ from deployer.settings import Settings, load_settings
 from deployer.store import tokens
 from deployer.store.models import Deployment
 from deployer.store.tables import DEPLOYMENT as _dep
-from tests.conftest import LiveServer
 from tests.support.http import error_of
+from tests.support.live import LiveServer
 from tests.support.stack import Api
 from tests.support.zips import KEYPAIR, PRIVATE_KEY, agent_zip, make_zip, zip_folder
 

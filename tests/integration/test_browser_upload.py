@@ -18,8 +18,8 @@ from sqlalchemy import Engine
 from deployer.bundles.secrets import ensure_master_key, read_encrypted
 from deployer.settings import Settings
 from deployer.store import tokens
-from tests.conftest import LiveServer
 from tests.support.browser import browser_page, log_in
+from tests.support.live import LiveServer
 from tests.support.zips import KEYPAIR
 
 OTHER_KEYPAIR = json.dumps({"public_key": "b3RoZXI=", "private_key": "b3RoZXItc2VjcmV0"}).encode()

@@ -13,8 +13,9 @@ from sqlalchemy import Engine
 
 from deployer.settings import Settings
 from deployer.store import tokens
-from tests.conftest import LiveServer, make_deployment_row
 from tests.support.http import error_of
+from tests.support.live import LiveServer
+from tests.support.rows import make_deployment_row
 
 
 @pytest.fixture

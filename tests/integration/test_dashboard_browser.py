@@ -17,9 +17,10 @@ from deployer.store import tokens
 from deployer.store.db import make_engine, upgrade
 from deployer.store.loglines import append_lines
 from deployer.store.models import DeploymentMetric
-from tests.conftest import LiveServer, make_deployment_row
 from tests.integration.screens import shoot
 from tests.support.browser import browser_page, log_in
+from tests.support.live import LiveServer
+from tests.support.rows import make_deployment_row
 
 T0 = datetime(2026, 12, 1, 9, 30, 5, 123000, tzinfo=UTC)
 

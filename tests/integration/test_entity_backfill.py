@@ -21,7 +21,7 @@ from deployer.settings import load_settings
 from deployer.store.db import make_engine, upgrade
 from deployer.store.models import utcnow
 from deployer.supervision.probes import ENTITY_WINDOW, probe_all
-from tests.conftest import make_deployment_row
+from tests.support.rows import make_deployment_row
 
 CARD_PATH, OLD_PATH = "/.well-known/agent-card.json", "/.well-known/agent.json"
 ENTITY = "zns:8f3c2a1b9d4e5f60718293a4b5c6d7e8"

@@ -24,9 +24,10 @@ from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from deployer.settings import Settings
 from deployer.store import tokens
 from deployer.store.loglines import append_lines
-from tests.conftest import LiveServer, make_deployment_row
 from tests.integration.test_streams import sse_events
 from tests.support.http import error_of
+from tests.support.live import LiveServer
+from tests.support.rows import make_deployment_row
 from tests.support.stack import GroupProcess, free_port, settings_env, wait_for
 from tests.support.zips import KEYPAIR, agent_zip, zip_folder
 from traces.recorder.core import Recorder

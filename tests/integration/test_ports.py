@@ -11,7 +11,7 @@ from deployer.errors import PortExhausted
 from deployer.lifecycle.ports import allocate, release
 from deployer.store.db import make_engine
 from deployer.store.tables import PORTS as _ports
-from tests.conftest import make_deployment_row
+from tests.support.rows import make_deployment_row
 
 LO, HI = 13000, 13199  # exactly 200 ports
 

@@ -12,7 +12,7 @@ from deployer.lifecycle.image_gc import deployment_of, prune_images
 from deployer.settings import Settings, load_settings
 from deployer.store.models import Deployment, DeploymentLog, DeploymentMetric, utcnow
 from deployer.store.retention import apply_retention, cutoffs
-from tests.conftest import make_deployment_row
+from tests.support.rows import make_deployment_row
 
 _log = DeploymentLog.__table__  # type: ignore[attr-defined]
 _metric = DeploymentMetric.__table__  # type: ignore[attr-defined]

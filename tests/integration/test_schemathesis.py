@@ -14,7 +14,8 @@ from sqlalchemy import Engine
 
 from deployer.settings import Settings
 from deployer.store import tokens
-from tests.conftest import LiveServer, make_deployment_row
+from tests.support.live import LiveServer
+from tests.support.rows import make_deployment_row
 
 
 def test_the_api_keeps_its_documented_contract(

@@ -21,8 +21,9 @@ from deployer.store.events import Publisher
 from deployer.store.loglines import append_lines
 from deployer.store.states import Status
 from deployer.store.transitions import transition
-from tests.conftest import LiveServer, make_deployment_row
 from tests.support.http import error_of
+from tests.support.live import LiveServer
+from tests.support.rows import make_deployment_row
 from tests.support.stack import wait_for
 from web.hub import Hub
 from web.streams import Timing

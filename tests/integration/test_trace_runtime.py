@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from deployer.settings import Settings, load_settings
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 from tests.support.stack import TraceRuntimeProcess, settings_env
 from traces.recorder.core import ProxySink, Recorder
 from traces.runtime.app import create_trace_app

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from deployer.settings import load_settings
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 from traces.recorder.core import ProxySink, Recorder
 
 KEY, SECRET = "ref-key", "ref-secret-ref-secret"

@@ -24,7 +24,7 @@ from deployer.store import tokens
 from deployer.store.db import make_engine
 from deployer.store.events import Publisher
 from deployer.store.models import Deployment, DeploymentLog, utcnow
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 from traces.recorder.core import MASK, Recorder, Redaction
 from traces.recorder.watchers import install_redis, install_sqlalchemy
 

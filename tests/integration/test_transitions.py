@@ -12,7 +12,7 @@ from deployer.store.loglines import COPY_THRESHOLD, append_lines
 from deployer.store.models import Deployment, DeploymentLog
 from deployer.store.states import Status
 from deployer.store.transitions import transition
-from tests.conftest import make_deployment_row
+from tests.support.rows import make_deployment_row
 
 _log = DeploymentLog.__table__  # type: ignore[attr-defined]
 _dep = Deployment.__table__  # type: ignore[attr-defined]

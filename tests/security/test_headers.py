@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from deployer.settings import Settings, load_settings
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 
 
 def raw_request(url: str, head: bytes, body: bytes = b"") -> int:

@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from deployer.settings import Settings, load_settings
 from deployer.store import tokens
-from tests.conftest import LiveServer
+from tests.support.live import LiveServer
 
 OLD_PUBLIC_KEY = "dev-insecure-change-me"  # the built-in key earlier versions fell back to
 

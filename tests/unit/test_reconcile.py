@@ -13,7 +13,7 @@ from deployer.settings import load_settings
 from deployer.store.db import make_engine, upgrade
 from deployer.store.models import Deployment
 from deployer.supervision.reconcile import reconcile_runtime
-from tests.conftest import make_deployment_row
+from tests.support.rows import make_deployment_row
 
 _dep = Deployment.__table__  # type: ignore[attr-defined]
 
